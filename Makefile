@@ -15,8 +15,8 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check airflow_provider_tuning dags tests bench
-	$(BIN)/ruff format --check airflow_provider_tuning dags tests bench
+	$(BIN)/ruff check airflow_provider_tuning dags tests bench scripts
+	$(BIN)/ruff format --check airflow_provider_tuning dags tests bench scripts
 	$(BIN)/mypy
 
 ## The README's test command: lint, type-check and the whole test suite.
@@ -28,7 +28,7 @@ test-fast: venv
 
 ## The README's main job: the Gemini example DAG end to end against the local emulator.
 demo: venv
-	$(BIN)/python -m airflow_provider_tuning.demo
+	$(BIN)/python scripts/demo.py
 
 emulator: venv
 	$(BIN)/python -m airflow_provider_tuning.emulator --port 8085
