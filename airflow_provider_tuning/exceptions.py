@@ -28,22 +28,48 @@ class InvalidInputError(GenerativeLanguageError, ValueError):
 class TrainingDataError(GenerativeLanguageError, ValueError):
     """Training or prompt data failed validation; names the source, line and field.
 
-    :param message: what is wrong.
+    :param message: what is wrong (the first problem when there are several).
     :param source: the file, URI or ``"inline"`` the data came from.
     :param line: 1-based line (JSONL/CSV) or item number (JSON list, inline), if known.
     :param field: the field at fault, if any.
+    :param unit: ``"line"`` or ``"item"``: how ``line`` is named in the text.
+    :param problems: every problem found as ``(line, field, message)``, when more than one is reported.
+    :param total: how many problems there were in all (``problems`` may hold only the first few).
     """
 
     def __init__(
-        self, message: str, *, source: str = "inline", line: int | None = None, field: str | None = None
+        self,
+        message: str,
+        *,
+        source: str = "inline",
+        line: int | None = None,
+        field: str | None = None,
+        unit: str = "line",
+        problems: list[tuple[int | None, str | None, str]] | None = None,
+        total: int | None = None,
     ) -> None:
         self.source = source
         self.line = line
         self.field = field
-        where = source if line is None else f"{source}, line {line}"
+        self.unit = unit
+        self.problems = problems or [(line, field, message)]
+        self.total = total if total is not None else len(self.problems)
+        if self.total <= 1:
+            text = f"{self._where(source, line, field)}: {message}"
+        else:
+            shown = len(self.problems)
+            head = f"{self.total} problems" + (f", the first {shown}:" if self.total > shown else ":")
+            items = [f"- {self._where(None, p, f)}: {m}" for p, f, m in self.problems]
+            text = "\n".join([f"{source}: {head}", *items])
+        super().__init__(text)
+
+    def _where(self, source: str | None, line: int | None, field: str | None) -> str:
+        parts = [source] if source else []
+        if line is not None:
+            parts.append(f"{self.unit} {line}")
         if field:
-            where = f"{where}, field {field!r}"
-        super().__init__(f"{where}: {message}")
+            parts.append(f"field {field!r}")
+        return ", ".join(parts)
 
 
 # --- API errors ------------------------------------------------------------------------------------
