@@ -1,0 +1,89 @@
+"""get_provider_info(): valid for Airflow's schema; the connection type, form and config are registered."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import airflow
+import jsonschema
+import pytest
+
+from airflow_provider_tuning.get_provider_info import CONN_FIELDS, get_provider_info
+from airflow_provider_tuning.hooks import connection as connection_module
+
+AIRFLOW_DIR = pathlib.Path(airflow.__file__).parent
+HOOK_CLASS = "airflow_provider_tuning.hooks.generative_language.GenerativeLanguageHook"
+
+
+def _schema(name: str) -> dict:
+    return json.loads((AIRFLOW_DIR / name).read_text())
+
+
+def test_provider_info_validates_against_airflows_schema():
+    info = get_provider_info()
+    jsonschema.validate(info, _schema("provider_info.schema.json"))
+    assert info["package-name"] == "airflow-provider-tuning"
+    assert info["hooks"] == [
+        {
+            "integration-name": "Generative Language API (tuning)",
+            "python-modules": ["airflow_provider_tuning.hooks.generative_language"],
+        }
+    ]
+    assert {i["integration-name"] for i in info["integrations"]} >= {"Generative Language API (tuning)"}
+
+
+def test_schema_validation_would_catch_a_broken_config():
+    info = get_provider_info()
+    info["config"]["generative_language"]["options"]["poll_interval"]["type"] = "duration"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(info, _schema("provider_info.schema.json"))
+
+
+def test_connection_type_declares_fields_and_behaviour():
+    (conn_type,) = get_provider_info()["connection-types"]
+    assert conn_type["connection-type"] == "generative_language"
+    assert conn_type["hook-class-name"] == HOOK_CLASS
+    fields = conn_type["conn-fields"]
+    assert fields["keyfile_dict"]["schema"]["format"] == "password"
+    for name, spec in fields.items():
+        assert spec["label"]
+        assert "null" in spec["schema"]["type"]
+        # every declared field is read by ConnectionSettings.from_connection
+        assert name in connection_module._EXTRA_KEYS
+    behaviour = conn_type["ui-field-behaviour"]
+    jsonschema.validate(
+        {
+            "hidden_fields": behaviour["hidden-fields"],
+            "relabeling": behaviour["relabeling"],
+            "placeholders": behaviour["placeholders"],
+        },
+        _schema("customized_form_field_behaviours.schema.json"),
+    )
+    assert behaviour["relabeling"]["password"] == "API key"
+    assert set(behaviour["placeholders"]) - {"host", "password"} <= set(CONN_FIELDS)
+
+
+def test_config_section_defaults():
+    options = get_provider_info()["config"]["generative_language"]["options"]
+    assert options["poll_interval"]["default"] == "30"
+    assert options["poll_interval"]["type"] == "integer"
+    assert set(options) >= {"poll_interval", "default_timeout"}
+
+
+def test_providers_manager_registers_hook_widgets_and_behaviour():
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    hook_info = ProvidersManagerTaskRuntime().hooks["generative_language"]
+    assert hook_info is not None
+    assert hook_info.hook_class_name == HOOK_CLASS
+    assert hook_info.connection_id_attribute_name == "conn_id"
+    assert hook_info.hook_name == "Generative Language (tuning)"
+    manager = ProvidersManager()
+    widgets = manager.connection_form_widgets
+    assert widgets["extra__generative_language__keyfile_dict"].is_sensitive
+    assert not widgets["extra__generative_language__key_path"].is_sensitive
+    behaviour = manager.field_behaviours["generative_language"]
+    assert "login" in behaviour["hidden_fields"]
+    assert behaviour["placeholders"]["extra__generative_language__api_version"] == "v1beta"
