@@ -1,0 +1,56 @@
+"""A local emulator of Google's model-tuning REST API (Generative Language API).
+
+It serves the tuning, operation, permission, model and generation routes of ``v1beta``,
+``v1beta3`` and ``v1`` over real HTTP (aiohttp), with no cloud account and no Airflow import.
+It tests pipelines, not model quality: a tuned model answers with the output of its most
+similar training example.
+
+In process (tests)::
+
+    from airflow_provider_tuning.emulator import Emulator
+
+    with Emulator(step_seconds=0.02) as emu:      # 127.0.0.1, a free port
+        emu.url                                   # "http://127.0.0.1:<port>"
+        emu.set_faults(match="GetOperation", error_503=0.2, seed=1)
+        emu.request_log                           # method, path, query, body (no credential headers)
+
+From a shell::
+
+    python -m airflow_provider_tuning.emulator --port 8085 [--host 127.0.0.1] [--step-seconds 0.5]
+        [--api-key K ...] [--token T ...] [--state-file F] [--faults JSON-or-file] [--seed N] [--verbose]
+
+What it does (details in each module):
+
+* Tuning jobs progress in time, ``step_seconds`` per step, ``totalSteps = ceil(examples * epochs /
+  batch)``; the model goes ``CREATING`` -> ``ACTIVE``; the operation gains ``completedSteps``,
+  ``completedPercent`` and ``snapshots``, then ``done`` and a ``response``. Progress is computed
+  from the clock, so it continues across a restart on the same ``--state-file``.
+* Default hyperparameters per version (:func:`.tuning.default_hyperparameters`): datasets of fewer
+  than 500 examples get the smaller batch size (v1beta 4, v1beta3 16), else the larger (16, 64).
+* Credentials: an API key (``x-goog-api-key`` or ``?key=``) or a bearer token is required
+  (403/400/401 as the service answers); by default any non-empty key or token is accepted,
+  ``--api-key``/``--token`` restrict that.
+* Faults on demand per route (seeded 429 with ``Retry-After``, 500, 503, latency, dropped
+  connections): ``--faults``, ``Emulator(faults=...)``, ``emu.set_faults(...)`` or
+  ``PUT /_emulator/faults``. See :mod:`.faults` and :mod:`.control`.
+
+Making a tuning job fail, on purpose
+------------------------------------
+Two ways; either way the model ends ``FAILED`` and its operation is ``done`` with
+``error {"code": 13, "message": ...}`` (INTERNAL):
+
+1. Put ``emulator:fail`` in the tuned model's ``displayName`` or ``description`` when creating it:
+   the job fails half-way through its steps. ``emulator:fail-at=<N>`` fails it at step ``N``
+   (``emulator:fail-at=0`` fails it at once).
+2. While a job runs, ``POST /_emulator/fail/<tuned model id>`` (optional body
+   ``{"message": "...", "atStep": N}``), or ``emu.fail_model("<id>")`` in Python.
+
+A ``v1`` ``tunedModels/*/operations/*:cancel`` also ends a running job: ``FAILED`` with
+``error {"code": 1}`` (CANCELLED).
+"""
+
+from __future__ import annotations
+
+from airflow_provider_tuning.emulator.runner import Emulator
+
+__all__ = ["Emulator"]

@@ -1,0 +1,188 @@
+"""The aiohttp application: one catch-all API handler plus the ``/_emulator/`` control paths.
+
+For each API request: log it (without credential header values), resolve the route (404
+"Method not found." otherwise), apply any fault (latency, 429/500/503, dropped connection), check
+credentials, check query parameters (unknown ones are a 400, system parameters such as ``alt``,
+``$alt``, ``key``, ``prettyPrint`` are accepted), parse the body, run the handler and render JSON
+(enums as numbers when ``$alt=json;enum-encoding=int`` asks for it; ``alt=sse`` streams).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from airflow_provider_tuning.emulator import auth, control
+from airflow_provider_tuning.emulator.errors import StatusError, bad_request
+from airflow_provider_tuning.emulator.jsonio import (
+    dumps,
+    enums_to_int,
+    loads_body,
+    timestamp,
+    wants_int_enums,
+)
+from airflow_provider_tuning.emulator.routes import Match, resolve
+from airflow_provider_tuning.emulator.runtime import Runtime
+from airflow_provider_tuning.emulator.schema import snake
+from airflow_provider_tuning.emulator.service import Stream, unknown_query
+
+log = logging.getLogger("airflow_provider_tuning.emulator")
+
+RUNTIME = control.RUNTIME
+MAX_BODY_BYTES = 64 * 1024 * 1024
+SYSTEM_PARAMS = frozenset(
+    {
+        "key",
+        "alt",
+        "fields",
+        "prettyPrint",
+        "quotaUser",
+        "access_token",
+        "oauth_token",
+        "callback",
+        "uploadType",
+        "upload_protocol",
+        "userIp",
+        "$.xgafv",
+    }
+)
+SECRET_HEADERS = frozenset({"authorization", "x-goog-api-key", "cookie", "proxy-authorization"})
+REDACTED = "<redacted>"
+_HEADERS = {"Vary": "Origin, X-Origin, Referer", "X-Content-Type-Options": "nosniff"}
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    """The web application serving ``runtime``."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[RUNTIME] = runtime
+    control.add_routes(app)
+    app.router.add_route("*", "/{tail:.*}", handle_api)
+    return app
+
+
+def safe_headers(headers: MultiMapping[str]) -> dict[str, str]:
+    """Request headers with credential values replaced by ``<redacted>``."""
+    return {key: (REDACTED if key.lower() in SECRET_HEADERS else value) for key, value in headers.items()}
+
+
+def _alt_values(query: MultiMapping[str]) -> list[str]:
+    return [*query.getall("alt", []), *query.getall("$alt", [])]
+
+
+def _pretty(query: MultiMapping[str]) -> bool:
+    value = query.get("prettyPrint", query.get("$prettyPrint", "true"))
+    return value.lower() not in ("false", "0")
+
+
+def _params(match: Match, query: MultiMapping[str]) -> dict[str, str]:
+    allowed = {name: name for name in match.route.query}
+    allowed.update({snake(name): name for name in match.route.query})
+    params: dict[str, str] = {}
+    for key in dict.fromkeys(query.keys()):
+        if key.startswith("$") or key in SYSTEM_PARAMS:
+            continue
+        target = allowed.get(key)
+        if target is None:
+            raise unknown_query(key)
+        values = query.getall(key)
+        params[target] = ",".join(values) if target == "updateMask" else values[-1]
+    for alt in _alt_values(query):
+        if alt.split(";")[0].strip() not in ("json", "sse"):
+            raise bad_request(
+                f"Unsupported alt={alt!r}: this emulator answers json (and sse for streaming).", "alt"
+            )
+    return params
+
+
+def _json_response(
+    body: Any, query: MultiMapping[str], status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        text=dumps(body, pretty=_pretty(query)),
+        content_type="application/json",
+        charset="utf-8",
+        headers={**_HEADERS, **(headers or {})},
+    )
+
+
+def _render(result: Any, query: MultiMapping[str]) -> web.Response:
+    int_enums = wants_int_enums(_alt_values(query))
+    if isinstance(result, Stream):
+        chunks = [enums_to_int(chunk) if int_enums else chunk for chunk in result.chunks]
+        if any(alt.split(";")[0].strip() == "sse" for alt in _alt_values(query)):
+            text = "".join(f"data: {dumps(chunk, pretty=False)}\r\n\r\n" for chunk in chunks)
+            return web.Response(
+                text=text, content_type="text/event-stream", charset="utf-8", headers=_HEADERS
+            )
+        return _json_response(chunks, query)
+    return _json_response(enums_to_int(result) if int_enums else result, query)
+
+
+def _error(err: StatusError, query: MultiMapping[str]) -> web.Response:
+    return _json_response(err.body(), query, status=err.http_status, headers=err.headers)
+
+
+def _drop(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+async def handle_api(request: web.Request) -> web.StreamResponse:
+    """Serve one API request."""
+    runtime = request.app[RUNTIME]
+    raw = await request.read()
+    method, path, query = request.method, request.path, request.query
+    entry: dict[str, Any] = {
+        "time": timestamp(runtime.clock()),
+        "method": method,
+        "path": path,
+        "query": request.query_string,
+        "body": raw.decode("utf-8", errors="replace"),
+        "headers": safe_headers(request.headers),
+        "rpc": None,
+        "status": None,
+    }
+    match: Match | None = None
+    route_error: StatusError | None = None
+    try:
+        match = resolve(method, path)
+        entry["rpc"] = match.route.rpc
+    except StatusError as err:
+        route_error = err
+    with runtime.lock:
+        decision = runtime.faults.decide(entry["rpc"], method, path)
+    runtime.log_request(entry)
+    if decision.delay > 0:
+        await asyncio.sleep(decision.delay)
+    if decision.outcome == "drop":
+        entry["status"] = "dropped"
+        log.info("%s %s -> connection dropped (fault)", method, path)
+        _drop(request)
+        raise asyncio.CancelledError
+    try:
+        fault = decision.error()
+        if fault is not None:
+            raise fault
+        if route_error is not None:
+            raise route_error
+        assert match is not None
+        auth.check(request.headers, query, api_keys=runtime.api_keys, tokens=runtime.tokens)
+        params = _params(match, query)
+        body = loads_body(raw) if method in ("POST", "PATCH", "PUT") else {}
+        with runtime.lock:
+            result = runtime.service.dispatch(match, params, body, runtime.clock())
+        response = _render(result, query)
+    except StatusError as err:
+        response = _error(err, query)
+    except Exception:  # a bug in the emulator: answer like the service would, and say so in the log
+        log.exception("emulator error serving %s %s", method, path)
+        response = _error(StatusError("INTERNAL", "Internal error encountered."), query)
+    entry["status"] = response.status
+    log.info("%s %s -> %s", method, path, response.status)
+    return response

@@ -1,0 +1,72 @@
+"""Authentication as the service does it.
+
+A call needs an API key (``x-goog-api-key`` header or ``?key=``) or an OAuth access token
+(``Authorization: Bearer``, or ``?access_token=``/``?oauth_token=``):
+
+* neither -> 403 PERMISSION_DENIED "Method doesn't allow unregistered callers ..." (Google's answer);
+* a key that is empty or not accepted -> 400 INVALID_ARGUMENT "API key not valid. ..." (reason
+  ``API_KEY_INVALID``);
+* a token that is empty or not accepted, or a malformed ``Authorization`` header ->
+  401 UNAUTHENTICATED "Request had invalid authentication credentials. ...".
+
+``None`` for the accepted keys (or tokens) accepts any non-empty value. The ``/_emulator/``
+control paths need no credentials.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Collection, Mapping
+
+from airflow_provider_tuning.emulator.errors import StatusError, error_info
+
+UNREGISTERED = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API."
+)
+KEY_INVALID = "API key not valid. Please pass a valid API key."
+INVALID_CREDENTIALS = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
+    "other valid authentication credential. "
+    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+
+
+def _accepted(value: str, allowed: Collection[str] | None) -> bool:
+    if not value:
+        return False
+    if allowed is None:
+        return True
+    return any(hmac.compare_digest(value.encode(), candidate.encode()) for candidate in allowed)
+
+
+def check(
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    *,
+    api_keys: Collection[str] | None,
+    tokens: Collection[str] | None,
+) -> None:
+    """Raise the service's error when the request's credentials are missing or not accepted."""
+    key = headers.get("x-goog-api-key")
+    if key is None:
+        key = query.get("key")
+    token: str | None = None
+    authorization = headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise StatusError(
+                "UNAUTHENTICATED", INVALID_CREDENTIALS, details=[error_info("ACCESS_TOKEN_TYPE_UNSUPPORTED")]
+            )
+        token = value.strip()
+    if token is None:
+        token = query.get("access_token", query.get("oauth_token"))
+    if key is None and token is None:
+        raise StatusError("PERMISSION_DENIED", UNREGISTERED, details=[error_info("CONSUMER_INVALID")])
+    if key is not None and not _accepted(key.strip(), api_keys):
+        raise StatusError("INVALID_ARGUMENT", KEY_INVALID, details=[error_info("API_KEY_INVALID")])
+    if token is not None and not _accepted(token, tokens):
+        raise StatusError(
+            "UNAUTHENTICATED", INVALID_CREDENTIALS, details=[error_info("ACCESS_TOKEN_EXPIRED")]
+        )

@@ -1,0 +1,156 @@
+"""JSON in and out the way the Google front end does it.
+
+* Input: strict JSON plus trailing commas (the seeds' curl bodies have them and the real service
+  accepted them); no ``NaN``/``Infinity``; the root must be an object.
+* Output: pretty JSON (``prettyPrint=false`` gives compact), RFC 3339 UTC timestamps with ``Z``,
+  ``float`` fields printed as the shortest decimal of their float32 value, and, when the client asks
+  for ``$alt=json;enum-encoding=int`` (google-api-core REST transports do), enums as numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import struct
+from typing import Any
+
+from airflow_provider_tuning.emulator.errors import bad_request
+
+
+def _strip_trailing_commas(text: str) -> str:
+    """Drop commas that directly precede ``}`` or ``]`` (outside strings)."""
+    out: list[str] = []
+    in_string = False
+    escaped = False
+    pending_comma: int | None = None
+    for ch in text:
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch in "}]" and pending_comma is not None:
+            out[pending_comma] = ""
+        if ch == ",":
+            pending_comma = len(out)
+        elif not ch.isspace():
+            pending_comma = None
+        if ch == '"':
+            in_string = True
+        out.append(ch)
+    return "".join(out)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"Unexpected token {name}")
+
+
+def loads_body(raw: bytes) -> dict[str, Any]:
+    """Parse a request body into a dict; an empty body is ``{}``.
+
+    :raises StatusError: 400 INVALID_ARGUMENT with Google's "Invalid JSON payload received." text.
+    """
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(_strip_trailing_commas(text), parse_constant=_reject_constant)
+    except ValueError as err:
+        raise bad_request(f"Invalid JSON payload received. {err}") from None
+    if not isinstance(value, dict):
+        raise bad_request('Invalid JSON payload received. Unknown name "": Root element must be a message.')
+    return value
+
+
+def dumps(value: Any, *, pretty: bool = True) -> str:
+    """Serialize a response body."""
+    if pretty:
+        return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def f32(value: float) -> float:
+    """The shortest decimal that round-trips to the same float32 (how protobuf prints ``float``)."""
+    packed = struct.pack("<f", value)
+    for digits in range(1, 10):
+        candidate = float(f"{value:.{digits}g}")
+        if struct.pack("<f", candidate) == packed:
+            return candidate
+    return struct.unpack("<f", packed)[0]  # pragma: no cover - 9 digits always round-trip
+
+
+def timestamp(epoch_seconds: float) -> str:
+    """RFC 3339 UTC with microseconds and ``Z``, e.g. ``2024-03-14T15:11:23.766989Z``."""
+    moment = _dt.datetime.fromtimestamp(epoch_seconds, tz=_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# Enum JSON names -> numbers, per field name. A value not in the field's table is left alone, so
+# Content.role ("user"/"model", a string field) is untouched while Permission.role is converted.
+_HARM_CATEGORY = {
+    "HARM_CATEGORY_UNSPECIFIED": 0,
+    "HARM_CATEGORY_DEROGATORY": 1,
+    "HARM_CATEGORY_TOXICITY": 2,
+    "HARM_CATEGORY_VIOLENCE": 3,
+    "HARM_CATEGORY_SEXUAL": 4,
+    "HARM_CATEGORY_MEDICAL": 5,
+    "HARM_CATEGORY_DANGEROUS": 6,
+    "HARM_CATEGORY_HARASSMENT": 7,
+    "HARM_CATEGORY_HATE_SPEECH": 8,
+    "HARM_CATEGORY_SEXUALLY_EXPLICIT": 9,
+    "HARM_CATEGORY_DANGEROUS_CONTENT": 10,
+    "HARM_CATEGORY_CIVIC_INTEGRITY": 11,
+}
+ENUM_NUMBERS: dict[str, dict[str, int]] = {
+    "state": {"STATE_UNSPECIFIED": 0, "CREATING": 1, "ACTIVE": 2, "FAILED": 3},
+    "granteeType": {"GRANTEE_TYPE_UNSPECIFIED": 0, "USER": 1, "GROUP": 2, "EVERYONE": 3},
+    "role": {"ROLE_UNSPECIFIED": 0, "OWNER": 1, "WRITER": 2, "READER": 3},
+    "category": _HARM_CATEGORY,
+    "probability": {"HARM_PROBABILITY_UNSPECIFIED": 0, "NEGLIGIBLE": 1, "LOW": 2, "MEDIUM": 3, "HIGH": 4},
+    "finishReason": {
+        "FINISH_REASON_UNSPECIFIED": 0,
+        "STOP": 1,
+        "MAX_TOKENS": 2,
+        "SAFETY": 3,
+        "RECITATION": 4,
+        "OTHER": 5,
+        "LANGUAGE": 6,
+    },
+    "blockReason": {"BLOCK_REASON_UNSPECIFIED": 0, "SAFETY": 1, "OTHER": 2},
+    "reason": {"BLOCKED_REASON_UNSPECIFIED": 0, "SAFETY": 1, "OTHER": 2},
+    "threshold": {
+        "HARM_BLOCK_THRESHOLD_UNSPECIFIED": 0,
+        "BLOCK_LOW_AND_ABOVE": 1,
+        "BLOCK_MEDIUM_AND_ABOVE": 2,
+        "BLOCK_ONLY_HIGH": 3,
+        "BLOCK_NONE": 4,
+        "OFF": 5,
+    },
+}
+
+
+def enums_to_int(value: Any) -> Any:
+    """A copy of a response body with every enum value as its number (``enum-encoding=int``)."""
+    if isinstance(value, list):
+        return [enums_to_int(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        table = ENUM_NUMBERS.get(key)
+        if table is not None and isinstance(item, str) and item in table:
+            out[key] = table[item]
+        elif key == "@type":
+            out[key] = item
+        else:
+            out[key] = enums_to_int(item)
+    return out
+
+
+def wants_int_enums(alt_values: list[str]) -> bool:
+    """Whether ``alt``/``$alt`` asks for ``enum-encoding=int``."""
+    return any("enum-encoding=int" in value.replace(" ", "") for value in alt_values)

@@ -1,0 +1,137 @@
+"""The emulator's live state shared by the HTTP app, the control paths and the Python API.
+
+Handlers run on the server's event loop thread while tests call :class:`Runtime` methods from
+their own thread, so every access goes through one re-entrant lock (uncontended in practice:
+handlers hold it only for in-memory work).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from typing import Any
+
+from airflow_provider_tuning.emulator.faults import FaultPlan
+from airflow_provider_tuning.emulator.service import DEFAULT_OWNER, Service
+from airflow_provider_tuning.emulator.store import Store
+from airflow_provider_tuning.emulator.tuning import progress
+
+FaultsArg = FaultPlan | dict[str, Any] | list[Any] | str | None
+
+
+class Runtime:
+    """Store, service, accepted credentials, fault plan and request log.
+
+    :param step_seconds: seconds per tuning step.
+    :param api_keys: accepted API keys; ``None`` accepts any non-empty key.
+    :param tokens: accepted OAuth access tokens; ``None`` accepts any non-empty token.
+    :param state_file: JSON file to load at start and rewrite after every change.
+    :param seed: seed of generated ids and (by default) of fault draws.
+    :param faults: a fault configuration (see :mod:`.faults`): dict, list, JSON text or file path.
+    :param owner_email: the identity that owns the models it creates.
+    :param request_log_limit: how many API requests the log keeps (oldest dropped first).
+    :param clock: the time source (seconds since the epoch).
+    """
+
+    def __init__(
+        self,
+        *,
+        step_seconds: float = 0.5,
+        api_keys: Collection[str] | None = None,
+        tokens: Collection[str] | None = None,
+        state_file: str | os.PathLike[str] | None = None,
+        seed: int = 0,
+        faults: FaultsArg = None,
+        owner_email: str = DEFAULT_OWNER,
+        request_log_limit: int = 100_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.seed = seed
+        self.clock = clock
+        self.api_keys = frozenset(api_keys) if api_keys is not None else None
+        self.tokens = frozenset(tokens) if tokens is not None else None
+        self.store = Store(state_file)
+        self.store.load()
+        self.service = Service(self.store, step_seconds=step_seconds, seed=seed, owner_email=owner_email)
+        self.faults = self._plan(faults)
+        self._log: deque[dict[str, Any]] = deque(maxlen=request_log_limit)
+
+    def _plan(self, faults: FaultsArg) -> FaultPlan:
+        if isinstance(faults, FaultPlan):
+            return faults
+        if isinstance(faults, str):
+            return FaultPlan.from_text(faults, self.seed)
+        return FaultPlan.from_config(faults, self.seed)
+
+    def set_faults(self, faults: FaultsArg) -> dict[str, Any]:
+        """Replace the fault plan (``None`` clears it); returns its JSON form."""
+        plan = self._plan(faults)
+        with self.lock:
+            self.faults = plan
+        return plan.to_config()
+
+    def faults_config(self) -> dict[str, Any]:
+        """The current fault plan as JSON."""
+        with self.lock:
+            return self.faults.to_config()
+
+    def log_request(self, entry: dict[str, Any]) -> None:
+        """Append one API request to the log."""
+        with self.lock:
+            self._log.append(entry)
+
+    def request_log(self) -> list[dict[str, Any]]:
+        """A copy of the request log, oldest first."""
+        with self.lock:
+            return [dict(entry) for entry in self._log]
+
+    def clear_request_log(self) -> None:
+        with self.lock:
+            self._log.clear()
+
+    def reset(self) -> None:
+        """Forget every tuned model, the request log and the faults."""
+        with self.lock:
+            self.store.clear()
+            self._log.clear()
+            self.faults = FaultPlan(seed=self.seed)
+
+    def fail_model(self, model: str, *, message: str = "", at_step: int | None = None) -> dict[str, Any]:
+        """Make a running tuning job fail (see :meth:`.service.Service.fail_model`)."""
+        with self.lock:
+            rendered = self.service.fail_model(model, self.clock(), message=message, at_step=at_step)
+        return copy.deepcopy(rendered)  # the rendering shares cached snapshot dicts
+
+    def state(self) -> dict[str, Any]:
+        """A summary for ``GET /_emulator/state`` (never any credential)."""
+        with self.lock:
+            now = self.clock()
+            models = []
+            for record in self.store.sorted_models():
+                status = progress(record, now)
+                models.append(
+                    {
+                        "name": record.name,
+                        "operation": record.operation_name,
+                        "apiVersion": record.api_version,
+                        "state": status.state,
+                        "completedSteps": status.completed_steps,
+                        "totalSteps": record.total_steps,
+                    }
+                )
+            return {
+                "emulator": "airflow-provider-tuning",
+                "stepSeconds": self.service.step_seconds,
+                "seed": self.seed,
+                "stateFile": str(self.store.path) if self.store.path else None,
+                "acceptedApiKeys": "any" if self.api_keys is None else len(self.api_keys),
+                "acceptedTokens": "any" if self.tokens is None else len(self.tokens),
+                "tunedModels": models,
+                "faults": self.faults.to_config(),
+                "requestCount": len(self._log),
+            }

@@ -1,0 +1,112 @@
+"""Authentication as the service does it, with configurable accepted keys and tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from airflow_provider_tuning.emulator import Emulator
+from tests.emulator.emulator_support import Api
+
+PATH = "/v1beta/models"
+
+
+def test_no_credentials_is_permission_denied(api: Api) -> None:
+    anonymous = Api(api.base_url, headers={})
+    error = anonymous.error("GET", PATH, 403)
+    assert error["status"] == "PERMISSION_DENIED"
+    assert error["message"].startswith("Method doesn't allow unregistered callers")
+    assert error["details"][0]["reason"] == "CONSUMER_INVALID"
+
+
+def test_defaults_accept_any_non_empty_key_or_token(api: Api) -> None:
+    for headers, params in (
+        ({"x-goog-api-key": "anything"}, {}),
+        ({}, {"key": "anything"}),
+        ({"Authorization": "Bearer whatever"}, {}),
+        ({}, {"access_token": "whatever"}),
+    ):
+        Api(api.base_url, headers=headers).get(PATH, params=params)
+    error = Api(api.base_url, headers={"x-goog-api-key": ""}).error("GET", PATH, 400)
+    assert (error["status"], error["details"][0]["reason"]) == ("INVALID_ARGUMENT", "API_KEY_INVALID")
+    assert (
+        Api(api.base_url, headers={"Authorization": "Bearer "}).error("GET", PATH, 401)["status"]
+        == "UNAUTHENTICATED"
+    )
+
+
+def test_configured_keys_and_tokens(make_emulator: Callable[..., Emulator]) -> None:
+    emulator = make_emulator(api_keys=["good-key"], tokens=["good-token"])
+    good_key = Api(emulator.url, headers={"x-goog-api-key": "good-key"})
+    good_key.get(PATH)
+    Api(emulator.url, headers={}).get(PATH, params={"key": "good-key"})
+    Api(emulator.url, headers={"Authorization": "Bearer good-token", "x-goog-user-project": "p"}).get(PATH)
+
+    error = Api(emulator.url, headers={"x-goog-api-key": "bad-key"}).error("GET", PATH, 400)
+    assert error["message"] == "API key not valid. Please pass a valid API key."
+    assert error["details"][0]["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
+    assert (
+        Api(emulator.url, headers={}).error("GET", PATH, 400, params={"key": "bad-key"})["status"]
+        == "INVALID_ARGUMENT"
+    )
+    error = Api(emulator.url, headers={"Authorization": "Bearer bad-token"}).error("GET", PATH, 401)
+    assert error["status"] == "UNAUTHENTICATED"
+    assert error["message"].startswith("Request had invalid authentication credentials.")
+    assert (
+        Api(emulator.url, headers={"Authorization": "Basic Zm9vOmJhcg=="}).error("GET", PATH, 401)["status"]
+        == "UNAUTHENTICATED"
+    )
+    # a good token does not excuse a bad key
+    both = {"Authorization": "Bearer good-token", "x-goog-api-key": "bad-key"}
+    assert Api(emulator.url, headers=both).error("GET", PATH, 400)["status"] == "INVALID_ARGUMENT"
+
+
+def test_no_keys_accepted_at_all(make_emulator: Callable[..., Emulator]) -> None:
+    emulator = make_emulator(api_keys=[], tokens=["only-token"])
+    assert (
+        Api(emulator.url, headers={"x-goog-api-key": "k"}).error("GET", PATH, 400)["status"]
+        == "INVALID_ARGUMENT"
+    )
+    Api(emulator.url, headers={"Authorization": "Bearer only-token"}).get(PATH)
+
+
+def test_control_paths_need_no_credentials(make_emulator: Callable[..., Emulator]) -> None:
+    emulator = make_emulator(api_keys=["k"])
+    assert requests.get(f"{emulator.url}/_emulator/state", timeout=10).status_code == 200
+
+
+def test_unknown_route_is_not_found_before_auth(api: Api) -> None:
+    assert (
+        Api(api.base_url, headers={}).error("GET", "/v1beta/nothing/here", 404)["message"]
+        == "Method not found."
+    )
+
+
+@pytest.mark.parametrize("where", ["header", "bearer"])
+def test_request_log_never_holds_credential_headers(
+    make_emulator: Callable[..., Emulator], where: str
+) -> None:
+    emulator = make_emulator()
+    secret = "s3cr3t-value-123"
+    headers = {"x-goog-api-key": secret} if where == "header" else {"Authorization": f"Bearer {secret}"}
+    Api(emulator.url, headers=headers).post(
+        "/v1beta/models/gemini-1.0-pro-001:countTokens", {"contents": [{"parts": [{"text": "hi"}]}]}
+    )
+    entry = emulator.request_log[-1]
+    assert secret not in repr(entry)
+    assert entry["method"] == "POST"
+    assert entry["path"] == "/v1beta/models/gemini-1.0-pro-001:countTokens"
+    assert '"text": "hi"' in entry["body"]
+    assert entry["rpc"] == "CountTokens"
+    assert entry["status"] == 200
+    redacted = {k.lower(): v for k, v in entry["headers"].items()}
+    assert redacted["x-goog-api-key" if where == "header" else "authorization"] == "<redacted>"
+
+
+def test_request_log_shows_a_key_sent_in_the_url(make_emulator: Callable[..., Emulator]) -> None:
+    """By design: a key in ?key= is visible in the log's query string (what a leak scan looks for)."""
+    emulator = make_emulator()
+    Api(emulator.url, headers={}).get(PATH, params={"key": "leaky-key", "pageSize": 1})
+    assert "key=leaky-key" in emulator.request_log[-1]["query"]

@@ -1,0 +1,131 @@
+"""Faults on demand: seeded 429/500/503 rates, Retry-After, dropped connections, latency, per-route
+matching, start-up configuration and run-time changes through the control path."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from airflow_provider_tuning.emulator import Emulator
+from airflow_provider_tuning.emulator.faults import FaultPlan, FaultRule
+from tests.emulator.emulator_support import Api
+
+N = 400
+
+
+def _within(count: int, n: int, p: float) -> bool:
+    """``count`` is within 4.5 standard deviations of ``n * p`` (a seeded draw: stable, not flaky)."""
+    return abs(count - n * p) <= 4.5 * math.sqrt(n * p * (1 - p)) + 1
+
+
+def test_seeded_rates_over_many_requests(make_emulator: Callable[..., Emulator]) -> None:
+    emulator = make_emulator(
+        faults={
+            "seed": 7,
+            "rules": [{"match": "ListModels", "error_429": 0.2, "error_500": 0.1, "error_503": 0.15}],
+        }
+    )
+    api = Api(emulator.url)
+    statuses: Counter[int] = Counter()
+    for _ in range(N):
+        response = api.request("GET", "/v1beta/models", expect=None, params={"pageSize": 1})
+        statuses[response.status_code] += 1
+        if response.status_code == 429:
+            assert response.headers["Retry-After"] == "1"
+            assert response.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+        elif response.status_code == 503:
+            assert response.json()["error"]["status"] == "UNAVAILABLE"
+            assert "Retry-After" in response.headers
+        elif response.status_code == 500:
+            assert response.json()["error"]["status"] == "INTERNAL"
+    assert _within(statuses[429], N, 0.2), statuses
+    assert _within(statuses[500], N, 0.1), statuses
+    assert _within(statuses[503], N, 0.15), statuses
+    assert _within(statuses[200], N, 0.55), statuses
+    # other routes are untouched
+    assert all(
+        api.request("GET", "/v1beta/models/text-bison-001", expect=None).status_code == 200 for _ in range(20)
+    )
+
+
+def test_same_seed_same_sequence() -> None:
+    def sequence(seed: int) -> list[str | None]:
+        plan = FaultPlan([FaultRule(error_429=0.3, error_503=0.3)], seed=seed)
+        return [plan.decide("GetOperation", "GET", "/v1/x").outcome for _ in range(50)]
+
+    assert sequence(3) == sequence(3)
+    assert sequence(3) != sequence(4)
+
+
+def test_dropped_connection_raises_connection_error(make_emulator: Callable[..., Emulator]) -> None:
+    emulator = make_emulator(faults=[{"match": "/v1beta/models/*", "drop": 1.0}])
+    with pytest.raises(requests.ConnectionError):
+        requests.get(
+            f"{emulator.url}/v1beta/models/text-bison-001", headers={"x-goog-api-key": "k"}, timeout=10
+        )
+    assert emulator.request_log[-1]["status"] == "dropped"
+    ok = requests.get(f"{emulator.url}/v1beta/models", headers={"x-goog-api-key": "k"}, timeout=10)
+    assert ok.status_code == 200  # the glob does not match the collection
+
+
+def test_runtime_change_through_the_control_path(api: Api, emulator: Emulator) -> None:
+    assert api.request("GET", "/v1beta/models", expect=None).status_code == 200
+    reply = requests.put(
+        f"{emulator.url}/_emulator/faults",
+        json={"seed": 1, "rules": [{"match": "GET /v1beta/models", "error_503": 1.0, "retry_after": 7}]},
+        timeout=10,
+    )
+    assert reply.status_code == 200
+    assert reply.json()["rules"][0]["error_503"] == 1.0
+    failed = api.request("GET", "/v1beta/models", expect=503)
+    assert failed.headers["Retry-After"] == "7"
+    assert (
+        api.request("POST", "/v1beta/models", expect=404, json={}).status_code == 404
+    )  # verb differs: no fault
+    assert requests.get(f"{emulator.url}/_emulator/faults", timeout=10).json()["seed"] == 1
+    assert requests.delete(f"{emulator.url}/_emulator/faults", timeout=10).json()["rules"] == []
+    assert api.request("GET", "/v1beta/models", expect=None).status_code == 200
+
+
+def test_python_control_and_rpc_globs(api: Api, emulator: Emulator) -> None:
+    config = emulator.set_faults(match="*Model", error_429=1.0, seed=5)
+    assert config == emulator.faults
+    assert config["seed"] == 5
+    assert api.request("GET", "/v1beta/models/text-bison-001", expect=None).status_code == 429  # GetModel
+    assert api.request("GET", "/v1beta/models", expect=None).status_code == 200  # ListModels
+    emulator.set_faults()
+    assert api.request("GET", "/v1beta/models/text-bison-001", expect=None).status_code == 200
+
+
+def test_latency_is_applied_without_breaking_answers(make_emulator: Callable[..., Emulator]) -> None:
+    plan = FaultPlan([FaultRule(match="GetModel", latency=0.01, jitter=0.02)], seed=2)
+    delays = [plan.decide("GetModel", "GET", "/v1beta/models/x").delay for _ in range(100)]
+    assert all(0.01 <= d <= 0.03 for d in delays)
+    assert len(set(delays)) > 90  # jittered
+    assert plan.decide("ListModels", "GET", "/v1beta/models").delay == 0.0
+    emulator = make_emulator(faults=plan)
+    assert Api(emulator.url).get("/v1beta/models/text-bison-001")["name"] == "models/text-bison-001"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"rules": [{"match": "*", "error_429": 0.7, "error_503": 0.5}]},
+        {"rules": [{"match": "*", "error_418": 0.1}]},
+        {"rules": [{"match": "*", "latency": -1}]},
+        {"rules": "all"},
+        {"seed": "x"},
+        {"rules": [], "colour": 1},
+    ],
+)
+def test_invalid_fault_configuration(emulator: Emulator, config: object) -> None:
+    reply = requests.put(f"{emulator.url}/_emulator/faults", json=config, timeout=10)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["status"] == "INVALID_ARGUMENT"
+    with pytest.raises((ValueError, TypeError)):
+        FaultPlan.from_config(config)
+    assert emulator.faults["rules"] == []

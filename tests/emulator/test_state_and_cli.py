@@ -1,0 +1,238 @@
+"""The state file keeps tuned models across a restart (and they keep progressing); the control
+paths; the command line starts, answers and stops on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from airflow_provider_tuning.emulator import Emulator
+from tests.emulator.emulator_support import Api, FakeClock, tuned_model_body
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_restart_on_the_state_file(
+    make_emulator: Callable[..., Emulator], clock: FakeClock, tmp_path: pathlib.Path
+) -> None:
+    state = tmp_path / "state" / "emulator.json"
+    first = make_emulator(state_file=state)
+    api = Api(first.url)
+    operation = api.post(
+        "/v1beta/tunedModels",
+        tuned_model_body(batchSize=2, epochCount=5),
+        params={"tunedModelId": "survivor"},
+    )
+    api.post("/v1beta/tunedModels/survivor/permissions", {"granteeType": "EVERYONE", "role": "READER"})
+    api.patch("/v1beta/tunedModels/survivor", {"description": "kept"}, params={"updateMask": "description"})
+    clock.advance(10)
+    before = api.get(f"/v1/{operation['name']}")
+    assert before["metadata"]["completedSteps"] == 10
+    first.stop()
+    saved = json.loads(state.read_text())
+    assert [m["id"] for m in saved["tunedModels"]] == ["survivor"]
+    assert [p.name for p in state.parent.iterdir()] == ["emulator.json"]  # no temporary file left behind
+
+    second = make_emulator(state_file=state)
+    api = Api(second.url)
+    assert api.get(f"/v1/{operation['name']}") == before  # nothing lost
+    model = api.get("/v1beta/tunedModels/survivor")
+    assert (model["state"], model["description"]) == ("CREATING", "kept")
+    assert len(api.get("/v1beta/tunedModels/survivor/permissions")["permissions"]) == 2
+    clock.advance(5)
+    assert api.get(f"/v1/{operation['name']}")["metadata"]["completedSteps"] == 15  # still progressing
+    clock.advance(100)
+    assert api.get(f"/v1/{operation['name']}")["done"] is True
+    assert api.get("/v1beta/tunedModels/survivor")["state"] == "ACTIVE"
+    assert api.post(
+        "/v1beta/tunedModels/survivor:generateContent", {"contents": [{"parts": [{"text": "3"}]}]}
+    )["candidates"]
+    api.delete("/v1beta/tunedModels/survivor")
+    assert json.loads(state.read_text())["tunedModels"] == []
+
+
+def test_bad_state_file_is_refused(tmp_path: pathlib.Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"format": 99}))
+    with pytest.raises(ValueError, match="unsupported emulator state format"):
+        Emulator(state_file=state)
+
+
+def test_control_state_reset_and_request_log(api: Api, emulator: Emulator, clock: FakeClock) -> None:
+    api.post("/v1beta/tunedModels", tuned_model_body(), params={"tunedModelId": "ctl"})
+    clock.advance(3)
+    state = requests.get(f"{emulator.url}/_emulator/state", timeout=10).json()
+    assert state["tunedModels"] == [
+        {
+            "name": "tunedModels/ctl",
+            "operation": state["tunedModels"][0]["operation"],
+            "apiVersion": "v1beta",
+            "state": "CREATING",
+            "completedSteps": 3,
+            "totalSteps": 19,
+        }
+    ]
+    assert state["requestCount"] == 1
+    logged = requests.get(f"{emulator.url}/_emulator/requests", timeout=10).json()["requests"]
+    assert [(e["method"], e["path"], e["query"]) for e in logged] == [
+        ("POST", "/v1beta/tunedModels", "tunedModelId=ctl")
+    ]
+    assert requests.delete(f"{emulator.url}/_emulator/requests", timeout=10).status_code == 200
+    assert emulator.request_log == []
+    emulator.set_faults(error_503=0.5)
+    assert requests.post(f"{emulator.url}/_emulator/reset", timeout=10).status_code == 200
+    assert api.get("/v1beta/tunedModels") == {}
+    assert emulator.faults["rules"] == []
+    assert emulator.state()["tunedModels"] == []
+    unknown = requests.get(f"{emulator.url}/_emulator/nothing", timeout=10)
+    assert (unknown.status_code, unknown.json()["error"]["status"]) == (404, "NOT_FOUND")
+    assert requests.patch(f"{emulator.url}/_emulator/state", timeout=10).status_code == 404
+
+
+def test_emulator_lifecycle() -> None:
+    emulator = Emulator(step_seconds=0.05)
+    with pytest.raises(RuntimeError):
+        _ = emulator.url
+    url = emulator.start()
+    assert emulator.start() == url  # idempotent
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+    emulator.stop()
+    emulator.stop()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/_emulator/state", timeout=5)
+
+
+def test_real_clock_progression() -> None:
+    """Without a fake clock the job progresses with wall time (small steps, bounded wait)."""
+    with Emulator(step_seconds=0.01) as emulator:
+        api = Api(emulator.url)
+        operation = api.post("/v1beta/tunedModels", tuned_model_body(2, epochCount=1, batchSize=1))
+        deadline = time.monotonic() + 20
+        while not api.get(f"/v1/{operation['name']}").get("done"):
+            assert time.monotonic() < deadline, "the job never finished"
+            time.sleep(0.01)
+        assert api.get(f"/v1beta/{operation['metadata']['tunedModel']}")["state"] == "ACTIVE"
+
+
+def test_port_in_use_is_an_error(emulator: Emulator) -> None:
+    port = int(emulator.url.rsplit(":", 1)[1])
+    with pytest.raises(OSError, match=r"(?i)address already in use"):
+        Emulator(port=port).start()
+
+
+@pytest.fixture
+def cli() -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow_provider_tuning.emulator", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        processes.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert found, line
+        return process, found.group(0)
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_cli_serves_and_stops(
+    cli: Callable[..., tuple[subprocess.Popen[str], str]], tmp_path: pathlib.Path, stop_signal: int
+) -> None:
+    faults = tmp_path / "faults.json"
+    faults.write_text(json.dumps({"rules": [{"match": "GetModel", "error_429": 1.0}]}))
+    process, url = cli(
+        "--step-seconds",
+        "0.01",
+        "--api-key",
+        "cli-key",
+        "--token",
+        "cli-token",
+        "--faults",
+        str(faults),
+        "--seed",
+        "3",
+        "--state-file",
+        str(tmp_path / "s.json"),
+    )
+    state = requests.get(f"{url}/_emulator/state", timeout=10).json()
+    assert (state["stepSeconds"], state["seed"], state["acceptedApiKeys"]) == (0.01, 3, 1)
+    assert "cli-key" not in json.dumps(state)
+    assert Api(url, headers={"x-goog-api-key": "cli-key"}).get("/v1beta/models", params={"pageSize": 1})[
+        "models"
+    ]
+    assert (
+        Api(url, headers={"x-goog-api-key": "other"}).error("GET", "/v1beta/models", 400)["status"]
+        == "INVALID_ARGUMENT"
+    )
+    Api(url, headers={"Authorization": "Bearer cli-token"}).request(
+        "GET", "/v1beta/models/text-bison-001", expect=429
+    )
+    process.send_signal(stop_signal)
+    out, _ = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert "stopped" in out
+
+
+def test_cli_rejects_bad_arguments() -> None:
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_tuning.emulator",
+            "--port",
+            "0",
+            "--faults",
+            '{"rules": [{"nope": 1}]}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert bad.returncode == 2
+    assert "invalid --faults" in bad.stderr
+
+
+def test_the_emulator_imports_no_airflow() -> None:
+    """It starts fast and standalone: importing and starting it loads no Airflow module."""
+    code = (
+        "import sys\n"
+        "from airflow_provider_tuning.emulator import Emulator\n"
+        "emu = Emulator(step_seconds=0.1); emu.start(); emu.stop()\n"
+        "loaded = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
+        "print(loaded)\n"
+        "sys.exit(1 if loaded else 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
