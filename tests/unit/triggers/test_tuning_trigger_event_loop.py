@@ -1,0 +1,145 @@
+"""The trigger never blocks the event loop, even when its credentials need a (slow) token refresh.
+
+Each run uses a fresh event loop in asyncio debug mode with ``slow_callback_duration = 0.02``:
+asyncio then logs "Executing <...> took N seconds" on logger ``asyncio`` for any step that holds
+the loop longer than 20 ms. The API and the token endpoint answer from another thread, and the
+token endpoint takes 100 ms per answer, so a refresh on the loop would be caught.
+
+Airflow's own async connection lookup (``get_async_connection`` -> ``amask_secret``) registers the
+connection's secrets with the process-wide secrets masker, which recompiles one regex of every
+secret registered so far, on the loop. In a long test session that has registered hundreds of
+secrets this alone takes 0.1-0.4 s, so each run here starts, like a new triggerer process, with
+an empty masker (restored afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tuning_loopback import OP, OP_PATH, Reply, ScriptedApi, error, operation, set_connection
+
+from airflow_provider_tuning.triggers.tuning import TuningOperationTrigger
+
+SLOW = 0.02
+CLIENT_SECRET = "loopback-client-secret-xyz"
+REFRESH_TOKEN = "1//loopback-refresh-token-abc"
+
+
+@pytest.fixture(autouse=True)
+def fresh_secrets_masker() -> Iterator[None]:
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+    masker = _secrets_masker()
+    saved = (set(masker.patterns), masker.replacer)
+    masker.reset_masker()
+    try:
+        yield
+    finally:
+        masker.patterns, masker.replacer = saved
+
+
+def run_in_debug_loop(coro_factory: Any) -> Any:
+    """Run ``coro_factory()`` on a new event loop in debug mode with a 20 ms slow-callback limit."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_debug(True)
+        loop.slow_callback_duration = SLOW
+        return loop.run_until_complete(asyncio.wait_for(coro_factory(), 20))
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+
+
+def slow_callback_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "asyncio" and " took " in r.getMessage()]
+
+
+async def _events(trigger: TuningOperationTrigger) -> list[dict[str, Any]]:
+    return [event.payload async for event in trigger.run()]
+
+
+def test_the_detector_catches_a_blocking_call(caplog: pytest.LogCaptureFixture):
+    """Control: the same setup does report a callback that blocks for 50 ms."""
+    caplog.set_level(logging.WARNING, logger="asyncio")
+
+    async def blocking() -> None:
+        time.sleep(0.05)
+
+    run_in_debug_loop(blocking)
+    assert any("Executing" in m for m in slow_callback_warnings(caplog))
+
+
+def test_api_key_trigger_never_blocks_the_loop(
+    api: ScriptedApi, conn_id: str, caplog: pytest.LogCaptureFixture
+):
+    api.script(
+        OP_PATH,
+        operation(1),
+        error(503, "UNAVAILABLE", "unavailable"),
+        error(429, "RESOURCE_EXHAUSTED", "quota", headers={"Retry-After": "0.01"}),
+        operation(10),
+        operation(38, done=True),
+    )
+    trigger = TuningOperationTrigger(conn_id=conn_id, name=OP, poll_interval=0.01, retry_initial_delay=0.01)
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    events = run_in_debug_loop(lambda: _events(trigger))
+    assert [e["status"] for e in events] == ["success"]
+    assert slow_callback_warnings(caplog) == []
+
+
+def test_oauth_trigger_refreshes_tokens_off_the_loop(
+    api: ScriptedApi, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """authorized_user credentials: the first request and the one after a 401 each need a refresh."""
+    tokens = [
+        Reply(
+            {"access_token": f"ya29.loopback-token-{i}", "expires_in": 3600, "token_type": "Bearer"},
+            delay=0.1,
+        )
+        for i in (1, 2)
+    ]
+    api.script("/token", *tokens, method="POST")
+    api.script(
+        OP_PATH,
+        error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."),
+        operation(5),
+        operation(38, done=True),
+    )
+    keyfile = {
+        "type": "authorized_user",
+        "client_id": "loopback-client.apps.googleusercontent.com",
+        "client_secret": CLIENT_SECRET,
+        "refresh_token": REFRESH_TOKEN,
+        "token_uri": f"{api.url}/token",
+    }
+    conn = {
+        "conn_type": "generative_language",
+        "host": api.url,
+        "extra": {"keyfile_dict": keyfile, "quota_project_id": "loopback-project"},
+    }
+    set_connection(monkeypatch, "tuning_oauth", json.dumps(conn))
+    trigger = TuningOperationTrigger(conn_id="tuning_oauth", name=OP, poll_interval=0.01)
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+
+    events = run_in_debug_loop(lambda: _events(trigger))
+
+    assert [e["status"] for e in events] == ["success"]
+    assert slow_callback_warnings(caplog) == []
+    assert len(api.seen("/token", method="POST")) == 2  # first use, then after the 401
+    auth = [r.headers.get("Authorization") for r in api.seen(OP_PATH)]
+    assert auth == [
+        "Bearer ya29.loopback-token-1",
+        "Bearer ya29.loopback-token-2",
+        "Bearer ya29.loopback-token-2",
+    ]
+    assert {r.headers.get("x-goog-user-project") for r in api.seen(OP_PATH)} == {"loopback-project"}
+    assert "x-goog-api-key" not in {k.lower() for r in api.seen(OP_PATH) for k in r.headers}
+    serialized = json.dumps(trigger.serialize()) + json.dumps(events)
+    assert CLIENT_SECRET not in serialized
+    assert REFRESH_TOKEN not in serialized
