@@ -2,9 +2,75 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from airflow_provider_tuning import __version__
+
+_STRING = {"type": ["string", "null"]}
+_SECRET = {"type": ["string", "null"], "format": "password"}
+
+# Extra fields of the ``generative_language`` connection (declarative form of Airflow 3.2+).
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "api_version": {
+        "label": "API version",
+        "schema": {"type": ["string", "null"], "enum": ["v1beta", "v1beta3", "v1"], "default": "v1beta"},
+        "description": "Default API version: v1beta (Gemini tuning), v1beta3 (PaLM tuning) or v1.",
+    },
+    "auth_type": {
+        "label": "Auth type",
+        "schema": {
+            "type": ["string", "null"],
+            "enum": ["api_key", "authorized_user", "service_account", "adc"],
+        },
+        "description": "Inferred when empty: API key if the password is set, else the key file's type, "
+        "else Application Default Credentials (adc).",
+    },
+    "keyfile_dict": {
+        "label": "Key file JSON",
+        "schema": dict(_SECRET),
+        "description": "An authorized_user JSON (written by `gcloud auth application-default login "
+        "--client-id-file ...`) or a service-account key JSON.",
+    },
+    "key_path": {
+        "label": "Key file path",
+        "schema": dict(_STRING),
+        "description": "Path of an authorized_user or service-account JSON file on the workers.",
+    },
+    "scopes": {
+        "label": "Scopes",
+        "schema": dict(_STRING),
+        "description": "Comma-separated OAuth scopes. Default: cloud-platform and "
+        "generative-language.tuning.",
+    },
+    "impersonation_chain": {
+        "label": "Impersonation chain",
+        "schema": dict(_STRING),
+        "description": "Comma-separated service accounts; the last one is impersonated, earlier ones "
+        "are delegates.",
+    },
+    "quota_project_id": {
+        "label": "Quota project",
+        "schema": dict(_STRING),
+        "description": "Project billed for quota, sent as x-goog-user-project (OAuth modes only).",
+    },
+}
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "login", "port"],
+    "relabeling": {"host": "Base URL", "password": "API key"},
+    "placeholders": {
+        "host": "https://generativelanguage.googleapis.com (http:// only for 127.0.0.1 / localhost)",
+        "password": "API key (leave empty for OAuth, service account or ADC)",
+        "api_version": "v1beta",
+        "keyfile_dict": '{"type": "authorized_user", "client_id": "...", ...}',
+        "key_path": "/path/to/key.json",
+        "scopes": "https://www.googleapis.com/auth/cloud-platform,"
+        "https://www.googleapis.com/auth/generative-language.tuning",
+        "impersonation_chain": "tuner@my-project.iam.gserviceaccount.com",
+        "quota_project_id": "my-project",
+    },
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -22,11 +88,72 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["gcp"],
             }
         ],
-        "hooks": [],
-        "operators": [],
-        "sensors": [],
-        "triggers": [],
-        "connection-types": [],
-        "extra-links": [],
-        "config": {},
+        "hooks": [
+            {
+                "integration-name": "Generative Language API (tuning)",
+                "python-modules": ["airflow_provider_tuning.hooks.generative_language"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Generative Language API (tuning)",
+                "python-modules": [
+                    "airflow_provider_tuning.operators.tuning",
+                    "airflow_provider_tuning.operators.generate",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Generative Language API (tuning)",
+                "python-modules": ["airflow_provider_tuning.sensors.tuning"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Generative Language API (tuning)",
+                "python-modules": ["airflow_provider_tuning.triggers.tuning"],
+            }
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_tuning.hooks.generative_language.GenerativeLanguageHook",
+                "hook-name": "Generative Language (tuning)",
+                "connection-type": "generative_language",
+                "conn-fields": copy.deepcopy(CONN_FIELDS),
+                "ui-field-behaviour": copy.deepcopy(UI_FIELD_BEHAVIOUR),
+            }
+        ],
+        "extra-links": ["airflow_provider_tuning.operators.links.TunedModelLink"],
+        "config": {
+            "generative_language": {
+                "description": "Defaults of the Generative Language tuning provider.",
+                "options": {
+                    "poll_interval": {
+                        "description": "Seconds between two status polls of a tuning job "
+                        "(triggers, sensors and the in-worker wait).",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "60",
+                        "default": "30",
+                    },
+                    "default_timeout": {
+                        "description": "Default maximum seconds to wait for a tuning job before "
+                        "the wait fails with a timeout.",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "3600",
+                        "default": "86400",
+                    },
+                    "max_consecutive_failures": {
+                        "description": "Consecutive transient polling failures (connection errors, "
+                        "429, 5xx) tolerated before a wait gives up.",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "10",
+                        "default": "5",
+                    },
+                },
+            }
+        },
     }

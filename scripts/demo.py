@@ -66,22 +66,39 @@ def main() -> int:
     print(f"[demo] Airflow home: {home}")
     print(f"[demo] starting the emulator on {url}")
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_tuning.emulator", "--port", str(port),
-         "--step-seconds", "0.25", "--api-key", API_KEY],
-        stdout=(DEMO / "emulator.log").open("w"), stderr=subprocess.STDOUT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_tuning.emulator",
+            "--port",
+            str(port),
+            "--step-seconds",
+            "0.25",
+            "--api-key",
+            API_KEY,
+        ],
+        stdout=(DEMO / "emulator.log").open("w"),
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         _wait_until_up(url, time.monotonic() + 30)
         print("[demo] migrating the Airflow metadata database (sqlite)")
         subprocess.run(
-            [bin_dir / "airflow", "db", "migrate"], env=env, check=True,
-            stdout=(DEMO / "db-migrate.log").open("w"), stderr=subprocess.STDOUT,
+            [bin_dir / "airflow", "db", "migrate"],
+            env=env,
+            check=True,
+            stdout=(DEMO / "db-migrate.log").open("w"),
+            stderr=subprocess.STDOUT,
         )
         print(f"[demo] airflow dags test {DAG_ID}  (full log: .demo/dags-test.log)")
         with (DEMO / "dags-test.log").open("w") as full_log:
             run = subprocess.Popen(
-                [bin_dir / "airflow", "dags", "test", DAG_ID], env=env, text=True,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                [bin_dir / "airflow", "dags", "test", DAG_ID],
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
             )
             assert run.stdout is not None
             for line in run.stdout:
