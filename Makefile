@@ -15,8 +15,8 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check airflow_provider_tuning dags tests bench scripts
-	$(BIN)/ruff format --check airflow_provider_tuning dags tests bench scripts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## The README's test command: lint, type-check and the whole test suite.
