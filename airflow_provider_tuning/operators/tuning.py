@@ -51,6 +51,10 @@ if TYPE_CHECKING:
     from airflow_provider_tuning.hooks.generative_language import GenerativeLanguageHook
 
 DEFAULT_CONN_ID = "generative_language_default"
+#: The XCom key under which :class:`CreateTunedModelOperator` pushes the ``tunedModels/<id>`` name as
+#: soon as it is known (right after create or reattach), so a teardown can delete the model even
+#: when the task fails later: ``ti.xcom_pull(task_ids=..., key=TUNED_MODEL_XCOM_KEY)``.
+TUNED_MODEL_XCOM_KEY = "tuned_model"
 #: How many models (the first one plus recreations) one task instance may create at most.
 MAX_GENERATIONS = 10
 
@@ -162,6 +166,17 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
     ``total_steps``, ``final_mean_loss``, ``snapshots``, ``create_time``, ``start_time``,
     ``complete_time``, ``operation`` and ``api_version``. When it waits, it also emits an event on
     its outlet asset with ``tuned_model``, ``base_model`` and ``final_mean_loss`` in the extra.
+    As soon as the model name is known (right after create or reattach, before any wait), it is
+    pushed to XCom under the key ``"tuned_model"`` (:data:`TUNED_MODEL_XCOM_KEY`), so a teardown
+    can delete the model even when this task fails (a teardown's default trigger rule skips it when
+    its setup failed, hence ``ALL_DONE``)::
+
+        delete = DeleteTunedModelOperator(
+            task_id="delete_model",
+            tuned_model_name="{{ ti.xcom_pull(task_ids='tune', key='tuned_model') }}",
+            ignore_missing=True,
+        ).as_teardown(setups=tune)
+        delete.trigger_rule = TriggerRule.ALL_DONE
 
     :param base_model: ``models/<id>`` or a bare id, e.g. ``models/gemini-1.5-flash-001-tuning`` or
         ``models/text-bison-001``. (templated)
@@ -396,6 +411,11 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
             return str(error["message"]), code if isinstance(code, int) else None
         return f"the tuned model is in state {model.get('state')!r} (the API gave no error message)", None
 
+    @staticmethod
+    def _remember(context: Any, name: str) -> None:
+        """Push ``name`` to XCom under :data:`TUNED_MODEL_XCOM_KEY` (a teardown deletes it from there)."""
+        context["ti"].xcom_push(key=TUNED_MODEL_XCOM_KEY, value=name)
+
     def _create_or_reattach(
         self, hook: GenerativeLanguageHook, request: _CreateRequest, context: Any
     ) -> _Attachment:
@@ -421,6 +441,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
                 if isinstance(metadata, dict) and isinstance(metadata.get("tunedModel"), str):
                     name = metadata["tunedModel"]
                 self.log.info("Created tuned model %s (operation %s)", name, operation.get("name"))
+                self._remember(context, name)
                 return _Attachment(name=name, operation=operation, created=True)
 
             model = hook.get_tuned_model(name, api_version=request.api_version)
@@ -431,6 +452,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
                     f"not {request.base_model}; "
                     "choose another tuned_model_id"
                 )
+            self._remember(context, name)
             state = model.get("state")
             if state == "ACTIVE":
                 self.log.info("Reattached to %s: it is already ACTIVE", name)
