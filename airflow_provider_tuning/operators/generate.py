@@ -93,6 +93,10 @@ MIN_CANDIDATE_COUNT, MAX_CANDIDATE_COUNT = 1, 8
 #: Above this many results without ``output_uri`` a warning suggests writing JSONL instead of XCom.
 LARGE_XCOM_RESULTS = 1000
 
+#: Seconds added to the 60 s window of ``requests_per_minute``, so that the limit also holds where the
+#: API counts (requests arrive there a few ms after they start, the first ones of a burst later still).
+RATE_LIMIT_MARGIN = 1.0
+
 
 # --- validation helpers (pure) --------------------------------------------------------------------------
 
@@ -535,7 +539,7 @@ class BaseGenerateOperator(BaseOperator):
         """The limiter of ``requests_per_minute`` (one per task run), or ``None`` without a limit."""
         if not self.requests_per_minute:
             return None
-        return SlidingWindowRateLimiter(int(self.requests_per_minute), 60.0)
+        return SlidingWindowRateLimiter(int(self.requests_per_minute), 60.0, margin=RATE_LIMIT_MARGIN)
 
     def prepare_hook(self, hook: GenerativeLanguageHook, limiter: SlidingWindowRateLimiter | None) -> None:
         """Size the hook's connection pool for ``concurrency`` and install the rate limiter, if any."""
@@ -761,6 +765,8 @@ class BaseGenerateOperator(BaseOperator):
         from airflow.providers.common.compat.sdk import ObjectStoragePath
 
         uri = self.output_uri if isinstance(self.output_uri, str) else os.fspath(self.output_uri)
+        # ObjectStoragePath and abspath drop a trailing slash: check the text as given.
+        names_folder = uri.endswith(("/", os.sep))
         if "://" not in uri:
             uri = "file://" + os.path.abspath(os.path.expanduser(uri))
         try:
@@ -769,7 +775,7 @@ class BaseGenerateOperator(BaseOperator):
             raise InvalidInputError(
                 f"output_uri {self.output_uri!r} is not a usable path or URI: {err}"
             ) from err
-        if str(path).endswith("/"):
+        if names_folder or str(path).endswith("/"):
             raise InvalidInputError(f"output_uri {self.output_uri!r} names a folder; give a file name")
         return path
 
