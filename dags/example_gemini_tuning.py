@@ -7,7 +7,8 @@ The Gemini API's REST tuning quickstart as an Airflow DAG:
    ``twenty three``, ...) with batch size 2, learning rate 0.001 and 5 epochs, and waits for the job
    in the triggerer (``deferrable=True``): no worker slot is held while it tunes.
 2. ``generate`` asks the tuned model for the number after ``LXIII`` and after ``六``, and
-   ``log_answers`` writes each answer to the task log (``Answer: 'LXIII' -> 'LXIV'``).
+   ``log_answers`` writes each answer to the task log (the quickstart's real model answered
+   ``Answer: 'LXIII' -> 'LXIV'``; the emulator answers from its most similar training example).
 3. ``delete_model`` is a teardown: it deletes the tuned model whatever happened before it, also
    when the tuning job failed (the model then exists, in state FAILED).
 
