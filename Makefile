@@ -18,6 +18,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/bandit -c pyproject.toml -r airflow_provider_tuning -q
 
 ## The README's test command: lint, type-check and the whole test suite.
 test: lint
@@ -26,9 +27,29 @@ test: lint
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not e2e"
 
+## Dependency audit: pip-audit on every package resolved in .venv (bandit runs in `make lint`,
+## its exclusions justified in docs/security.md). pip-audit needs PyPI's per-release JSON API
+## (https://pypi.org/pypi/<name>/<version>/json): when it is unreachable the target FAILS, because
+## the audit did not run (--strict also fails on any package it could not look up).
+.PHONY: audit
+audit: venv
+	@status=$$($(BIN)/python -c 'import importlib.metadata as m, requests; print(requests.get("https://pypi.org/pypi/pip/" + m.version("pip") + "/json", timeout=30).status_code)' 2>/dev/null || echo "no answer"); \
+	if [ "$$status" != "200" ]; then \
+		echo "make audit: FAILED - the dependency audit did not run: PyPI's vulnerability API (https://pypi.org/pypi/<name>/<version>/json, which pip-audit queries) answered '$$status' instead of 200. Run make audit where pypi.org is reachable." >&2; \
+		exit 1; \
+	fi
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
+
 ## The README's main job: the Gemini example DAG end to end against the local emulator.
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+## Every benchmark in bench/, each run twice (about 40 minutes); results go to BENCHMARKS.md by hand.
+bench: venv
+	$(BIN)/python bench/trigger_scale.py --runs 2 --connector-limit 128
+	$(BIN)/python bench/batch_inference.py --runs 2
+	$(BIN)/python bench/import_cost.py --repeat 5
+	$(BIN)/python bench/hook_overhead.py --runs 2
 
 emulator: venv
 	$(BIN)/python -m airflow_provider_tuning.emulator --port 8085
