@@ -27,6 +27,10 @@ class SlidingWindowRateLimiter:
     :param clock: a monotonic clock returning seconds; :func:`time.monotonic` by default.
     :param wait: called as ``wait(seconds)`` to pause while the window is full. The default waits on an
         internal event, so :meth:`abort` wakes it at once. A fake clock's ``sleep`` makes tests instant.
+    :param margin: extra seconds a start must wait beyond ``period`` (default 0: exact). Starts are
+        counted when a request is handed to the connection, and requests reach the server a few ms
+        later, more for the first ones of a burst (new connections): a margin larger than that spread
+        keeps the limit at the server too.
     """
 
     def __init__(
@@ -36,13 +40,17 @@ class SlidingWindowRateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         wait: Callable[[float], object] | None = None,
+        margin: float = 0.0,
     ) -> None:
         if isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 1:
             raise ValueError(f"max_calls must be an integer >= 1, got {max_calls!r}")
         if not period > 0:
             raise ValueError(f"period must be > 0 seconds, got {period!r}")
+        if not margin >= 0:
+            raise ValueError(f"margin must be >= 0 seconds, got {margin!r}")
         self.max_calls = max_calls
         self.period = float(period)
+        self.margin = float(margin)
         self._clock = clock
         self._aborted = threading.Event()
         self._wait: Callable[[float], object] = wait if wait is not None else self._aborted.wait
@@ -61,12 +69,13 @@ class SlidingWindowRateLimiter:
                 now = self._clock()
                 starts = self._starts
                 # Starts older than the window no longer count.
-                while starts and now - starts[0] >= self.period:
+                span = self.period + self.margin
+                while starts and now - starts[0] >= span:
                     starts.popleft()
                 if len(starts) < self.max_calls:
                     starts.append(now)
                     return now
-                delay = starts[0] + self.period - now
+                delay = starts[0] + span - now
             self._wait(delay)
 
     def abort(self) -> None:
