@@ -1,0 +1,1 @@
+"""Benchmarks of the provider; results in BENCHMARKS.md."""
