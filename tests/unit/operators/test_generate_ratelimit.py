@@ -128,3 +128,21 @@ def _capture(func, sink: list[BaseException]) -> None:
 def test_bad_arguments(max_calls, period):
     with pytest.raises(ValueError, match="must be"):
         SlidingWindowRateLimiter(max_calls, period)
+
+
+def test_a_margin_holds_each_start_back_by_that_many_seconds_beyond_the_window():
+    clock = FakeClock()
+    limiter = SlidingWindowRateLimiter(2, 60.0, clock=clock, wait=clock.sleep, margin=1.0)
+
+    starts = [limiter.acquire() for _ in range(6)]
+
+    t0 = 1000.0
+    # A start waits for the oldest one to be 61 s old, so even a request that reaches the server
+    # up to 1 s late keeps the server's 60 s windows within the limit.
+    assert starts == [t0] * 2 + [t0 + 61] * 2 + [t0 + 122] * 2
+    assert max_in_any_window([s + late for s, late in zip(starts, [0.9, 0.0] * 3, strict=True)], 60.0) == 2
+
+
+def test_a_negative_margin_is_refused():
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        SlidingWindowRateLimiter(2, 60.0, margin=-1.0)
