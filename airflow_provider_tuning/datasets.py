@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_provider_tuning.constants import SUPPORTED_EXTENSIONS
 from airflow_provider_tuning.exceptions import InvalidInputError, TrainingDataError
 
 __all__ = [
@@ -53,8 +54,6 @@ MAX_REPORTED_PROBLEMS = 10
 #: Default upper bound on the size of a file (and of its decompressed content).
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 #: File extensions understood, each optionally followed by ``.gz``.
-SUPPORTED_EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv")
-
 # Names the API itself uses for the input of a TuningExample (JSON name and proto name); when the
 # configured ``input_field`` is one of them, the other one is accepted as well.
 _INPUT_ALIASES = ("text_input", "textInput")

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_tuning.constants import DEFAULT_CONN_ID
 from airflow_provider_tuning.exceptions import ConnectionConfigError
 
+__all__ = ["DEFAULT_CONN_ID"]  # re-exported: the hook and users import it from here too
+
 CONN_TYPE = "generative_language"
-DEFAULT_CONN_ID = "generative_language_default"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_API_VERSION = "v1beta"
 API_VERSIONS = ("v1", "v1beta", "v1beta3")

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_tuning.datasets import SUPPORTED_EXTENSIONS, PromptItem, load_prompts
+from airflow_provider_tuning.constants import DEFAULT_CONN_ID, SUPPORTED_EXTENSIONS
 from airflow_provider_tuning.exceptions import (
     ApiError,
     EvaluationBelowThresholdError,
@@ -41,13 +41,13 @@ from airflow_provider_tuning.exceptions import (
     UnauthenticatedError,
     UnexpectedResponseError,
 )
-from airflow_provider_tuning.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_tuning.operators._ratelimit import RateLimiterAbortedError, SlidingWindowRateLimiter
 from airflow_provider_tuning.operators.evaluation import METRICS, format_table, match_flags, score
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_tuning.datasets import PromptItem
     from airflow_provider_tuning.hooks.generative_language import GenerativeLanguageHook
 
 #: File suffixes that make a one-word ``prompts`` string a prompt source rather than a prompt.
@@ -498,6 +498,8 @@ class BaseGenerateOperator(BaseOperator):
 
     def load_prompt_items(self) -> list[PromptItem]:
         """Resolve ``prompts`` into validated :class:`~airflow_provider_tuning.datasets.PromptItem` s."""
+        from airflow_provider_tuning.datasets import PromptItem, load_prompts
+
         prompts = self.prompts
         if isinstance(prompts, str):
             as_source = self.prompts_kind == "source" or (

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator, conf
 
+from airflow_provider_tuning.constants import DEFAULT_CONN_ID
 from airflow_provider_tuning.exceptions import (
     AlreadyExistsError,
     ApiConnectionError,
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
     from airflow_provider_tuning.datasets import ExampleLimits
     from airflow_provider_tuning.hooks.generative_language import GenerativeLanguageHook
 
-DEFAULT_CONN_ID = "generative_language_default"
 #: The XCom key under which :class:`CreateTunedModelOperator` pushes the ``tunedModels/<id>`` name as
 #: soon as it is known (right after create or reattach), so a teardown can delete the model even
 #: when the task fails later: ``ti.xcom_pull(task_ids=..., key=TUNED_MODEL_XCOM_KEY)``.

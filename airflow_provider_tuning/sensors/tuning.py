@@ -14,13 +14,13 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_tuning.constants import DEFAULT_CONN_ID
 from airflow_provider_tuning.exceptions import (
     ApiConnectionError,
     ApiError,
     InvalidInputError,
     TuningTimeoutError,
 )
-from airflow_provider_tuning.tuning_status import normalize_tuning_name, status_from_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -55,7 +55,7 @@ class TunedModelSensor(BaseSensorOperator):
         *,
         tuned_model_name: str | None = None,
         operation_name: str | None = None,
-        conn_id: str = "generative_language_default",
+        conn_id: str = DEFAULT_CONN_ID,
         api_version: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_consecutive_failures: int = 5,
@@ -91,6 +91,8 @@ class TunedModelSensor(BaseSensorOperator):
     @property
     def target(self) -> str:
         """The (rendered) name polled: the operation if given, else the tuned model."""
+        from airflow_provider_tuning.tuning_status import normalize_tuning_name
+
         return normalize_tuning_name(self.operation_name or self.tuned_model_name)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
@@ -151,6 +153,8 @@ class TunedModelSensor(BaseSensorOperator):
         :raises AirflowSensorTimeout: the deadline passed (so ``soft_fail`` applies as for any sensor).
         :raises ApiError: polling kept failing or was refused (e.g. 404).
         """
+        from airflow_provider_tuning.tuning_status import status_from_event
+
         try:
             status = status_from_event(event)
         except TuningTimeoutError as err:

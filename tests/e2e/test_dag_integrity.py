@@ -39,6 +39,11 @@ HEAVY_MODULES = (
     "airflow_provider_tuning.hooks._http",
     "airflow_provider_tuning.triggers.tuning",
     "airflow_provider_tuning.emulator",
+    # Loaded by the operators and the sensor only when they run: the DAG processor imports the
+    # provider again for every parse of every DAG file (BENCHMARKS.md, section 3).
+    "airflow_provider_tuning.datasets",
+    "airflow_provider_tuning.tuning_status",
+    "airflow_provider_tuning.hooks.connection",
 )
 #: The snippets the docs quote (``# [START name]`` ... ``# [END name]``).
 HOWTO_MARKERS = (
