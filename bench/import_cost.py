@@ -264,9 +264,11 @@ def importtime_breakdown(python: str, modules: list[str], layout: Layout, top: i
     )
     rows: list[tuple[str, float, float]] = []
     for line in proc.stderr.splitlines():
-        if not line.startswith("import time:") or "airflow_provider_tuning" not in line:
+        if not line.startswith("import time:"):
             continue
         self_us, cumulative_us, name = (part.strip() for part in line.split(":", 1)[1].split("|"))
+        if not name.startswith(PACKAGE):  # not the editable-install finder that site.py loads
+            continue
         rows.append((name, int(self_us) / 1000, int(cumulative_us) / 1000))
     rows.sort(key=lambda row: row[1], reverse=True)
     return [[name, f"{own:.1f}", f"{cum:.1f}"] for name, own, cum in rows[:top]]
