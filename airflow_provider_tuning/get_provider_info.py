@@ -153,6 +153,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "10",
                         "default": "5",
                     },
+                    "trigger_max_connections": {
+                        "description": "Open HTTP connections that the tuning triggers of one triggerer "
+                        "share per connection id. Each poll holds one for its round trip, so this "
+                        "bounds the polls per second (about this many / the API's latency).",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "128",
+                        "default": "32",
+                    },
                 },
             }
         },

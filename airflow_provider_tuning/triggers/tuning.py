@@ -40,8 +40,29 @@ if TYPE_CHECKING:
 
     from airflow_provider_tuning.hooks.credentials import RequestAuth
 
-#: At most this many open connections per shared session (one per event loop and conn id).
-CONNECTOR_LIMIT = 32
+#: Default of ``[generative_language] trigger_max_connections``: at most this many open connections per
+#: shared session (one per event loop and conn id). At 100 ms per poll, 32 connections carry about
+#: 320 polls/s: 9,600 waits at the default 30 s poll interval (BENCHMARKS.md, section 1).
+DEFAULT_MAX_CONNECTIONS = 32
+
+
+def max_connections() -> int:
+    """Read ``[generative_language] trigger_max_connections`` (a positive integer).
+
+    :raises InvalidInputError: the option is set to something else.
+    """
+    from airflow.providers.common.compat.sdk import conf
+
+    raw = conf.get("generative_language", "trigger_max_connections", fallback=str(DEFAULT_MAX_CONNECTIONS))
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidInputError(
+            f"[generative_language] trigger_max_connections must be a positive integer, got {raw!r}"
+        )
+    return value
 
 
 # -- one shared aiohttp session per (event loop, conn id) ---------------------------------------------
@@ -72,7 +93,7 @@ async def shared_session(conn_id: str, *, trust_env: bool = True) -> AsyncIterat
     per_loop = _SESSIONS.setdefault(loop, {})
     entry = per_loop.get(conn_id)
     if entry is None or entry.session.closed:
-        connector = aiohttp.TCPConnector(limit=CONNECTOR_LIMIT)
+        connector = aiohttp.TCPConnector(limit=max_connections())
         session = aiohttp.ClientSession(
             connector=connector, trust_env=trust_env, cookie_jar=aiohttp.DummyCookieJar()
         )

@@ -246,3 +246,13 @@ def test_tune_and_ask(tuning_api: Emulator) -> None:
 
 
 # [END howto_emulator_pytest_fixture]
+
+
+def test_the_configuration_table_lists_every_option_with_its_default() -> None:
+    from airflow_provider_tuning.get_provider_info import get_provider_info
+
+    options = get_provider_info()["config"]["generative_language"]["options"]
+    text = (ROOT / "docs" / "index.md").read_text()
+    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| (\S+) \|", section, re.MULTILINE))
+    assert rows == {name: option["default"] for name, option in options.items()}

@@ -71,6 +71,14 @@ def test_config_section_defaults():
     assert set(options) >= {"poll_interval", "default_timeout"}
 
 
+def test_trigger_connection_limit_default_is_the_triggers():
+    from airflow_provider_tuning.triggers.tuning import DEFAULT_MAX_CONNECTIONS
+
+    option = get_provider_info()["config"]["generative_language"]["options"]["trigger_max_connections"]
+    assert option["default"] == str(DEFAULT_MAX_CONNECTIONS)
+    assert option["type"] == "integer"
+
+
 def test_providers_manager_registers_hook_widgets_and_behaviour():
     from airflow.providers_manager import ProvidersManager
     from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime

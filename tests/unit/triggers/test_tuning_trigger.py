@@ -473,6 +473,35 @@ async def test_other_connection_or_loop_gets_another_session(api: ScriptedApi, c
         assert here is not there
 
 
+LIMIT_VARIABLE = "AIRFLOW__GENERATIVE_LANGUAGE__TRIGGER_MAX_CONNECTIONS"
+
+
+async def test_the_shared_session_holds_the_configured_number_of_connections(
+    conn_id: str, monkeypatch: pytest.MonkeyPatch
+):
+    async def limit() -> int:
+        async with trigger_module.shared_session(conn_id) as session:
+            return session.connector.limit
+
+    monkeypatch.delenv(LIMIT_VARIABLE, raising=False)
+    assert await limit() == trigger_module.DEFAULT_MAX_CONNECTIONS == 32
+    monkeypatch.setenv(LIMIT_VARIABLE, "128")
+    assert await limit() == 128
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many", "1.5"])
+async def test_a_bad_connection_limit_yields_an_error_event_naming_the_option(
+    api: ScriptedApi, conn_id: str, monkeypatch: pytest.MonkeyPatch, value: str
+):
+    monkeypatch.setenv(LIMIT_VARIABLE, value)
+    api.script(OP_PATH, operation(38, done=True))
+    [event] = await run_trigger(TuningOperationTrigger(conn_id=conn_id, name=OP, **FAST))
+    assert event["status"] == "error"
+    assert "[generative_language] trigger_max_connections must be a positive integer" in event["message"]
+    assert repr(value) in event["message"]
+    assert api.seen(OP_PATH) == []
+
+
 async def test_api_messages_are_scrubbed_of_the_key(api: ScriptedApi, conn_id: str):
     api.script(
         OP_PATH, error(400, "INVALID_ARGUMENT", f"API key not valid: {API_KEY}. Please pass a valid key.")
