@@ -46,7 +46,7 @@ demo: venv
 
 ## Every benchmark in bench/, each run twice (about 30 minutes); results go to BENCHMARKS.md by hand.
 bench: venv
-	$(BIN)/python bench/trigger_scale.py --runs 2 --connector-limit 128
+	$(BIN)/python bench/trigger_scale.py --runs 2 --max-connections 128
 	$(BIN)/python bench/batch_inference.py --runs 2
 	$(BIN)/python bench/import_cost.py --repeat 5
 	$(BIN)/python bench/hook_overhead.py --runs 2

@@ -51,6 +51,7 @@ from bench._common import (
 
 CONN_ID = "generative_language_default"
 TICK = 0.1
+MAX_CONNECTIONS_VARIABLE = "AIRFLOW__GENERATIVE_LANGUAGE__TRIGGER_MAX_CONNECTIONS"
 
 # Goals at N = 1,000 (issue 7).
 GOAL_N = 1000
@@ -86,12 +87,13 @@ def _emulator_count(url: str) -> int:
 async def child_triggers(opts: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     import importlib
 
-    from airflow_provider_tuning.triggers import tuning
     from airflow_provider_tuning.triggers.tuning import TuningOperationTrigger
     from airflow_provider_tuning.tuning_status import TuningStatus
 
-    if opts.connector_limit:
-        tuning.CONNECTOR_LIMIT = opts.connector_limit
+    if opts.max_connections:  # as a deployment sets it, in the triggerer's environment
+        os.environ[MAX_CONNECTIONS_VARIABLE] = str(opts.max_connections)
+    else:  # the default rows measure the default, whatever the caller's environment says
+        os.environ.pop(MAX_CONNECTIONS_VARIABLE, None)
 
     await _warm_imports()
     # The bench's own tool (requests, for the emulator's control paths) is loaded before the baseline.
@@ -263,12 +265,12 @@ def child_main(opts: argparse.Namespace) -> None:
 
 
 def _child(
-    mode: str, n: int, opts: argparse.Namespace, url: str, names_file: str, connector_limit: int = 0
+    mode: str, n: int, opts: argparse.Namespace, url: str, names_file: str, max_connections: int = 0
 ) -> dict[str, Any]:
     args = [
         __file__,
-        "--connector-limit",
-        str(connector_limit),
+        "--max-connections",
+        str(max_connections),
         "--child",
         mode,
         "--n",
@@ -344,16 +346,16 @@ def orchestrate(opts: argparse.Namespace) -> int:
                     if n in baseline_counts:
                         results.append(_child("poke", n, opts, emu.url, names_file))
                     print(f"  run {run}: done N={n}", file=sys.stderr, flush=True)
-                if opts.connector_limit:
+                if opts.max_connections:
                     extra = _child(
                         "triggers",
                         max(counts),
                         opts,
                         emu.url,
                         names_file,
-                        connector_limit=opts.connector_limit,
+                        max_connections=opts.max_connections,
                     )
-                    extra["label"] = f"trigger, CONNECTOR_LIMIT={opts.connector_limit} (experiment)"
+                    extra["label"] = f"trigger, trigger_max_connections={opts.max_connections}"
                     results.append(extra)
                 _report(run, results, idle, opts)
         finally:
@@ -467,17 +469,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=60.0, help="steady-state window, seconds")
     parser.add_argument("--runs", type=int, default=1, help="repeat every row (same emulator)")
     parser.add_argument(
-        "--connector-limit",
+        "--max-connections",
         type=int,
         default=0,
-        help="also run the largest N with the trigger module's CONNECTOR_LIMIT set to this (experiment)",
+        help="also run the largest N with [generative_language] trigger_max_connections set to this",
     )
     parser.add_argument("--child", choices=["triggers", "idle", "poke"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--names", help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
     if opts.quick and not opts.child:
-        opts.n, opts.baseline_n, opts.runs, opts.connector_limit = [10], [10], 1, 0
+        opts.n, opts.baseline_n, opts.runs, opts.max_connections = [10], [10], 1, 0
         opts.interval, opts.latency, opts.warmup, opts.window = 0.5, 0.05, 0.5, 1.5
     return opts
 
