@@ -44,7 +44,7 @@ audit: venv
 demo: venv
 	$(BIN)/python scripts/demo.py
 
-## Every benchmark in bench/, each run twice (about 30 minutes); results go to BENCHMARKS.md by hand.
+## Every benchmark in bench/, each run twice (about 35 minutes); results go to BENCHMARKS.md by hand.
 bench: venv
 	$(BIN)/python bench/trigger_scale.py --runs 2 --max-connections 128
 	$(BIN)/python bench/batch_inference.py --runs 2
