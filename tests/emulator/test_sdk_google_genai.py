@@ -1,10 +1,11 @@
-"""Google's current SDK, google-genai 3.4.0, in Gemini Developer API mode against the emulator.
+"""Google's current SDK, google-genai (checked with 3.4.0 and 3.6.1), against the emulator.
 
+Gemini Developer API mode:
 ``genai.Client(api_key=..., http_options={"base_url": url, "api_version": "v1beta"})``; the key
 travels in the ``x-goog-api-key`` header, never in the URL.
 
 **``client.tunings.tune`` is broken against the real Gemini Developer API.** Reading its code
-(``google/genai/tunings.py`` 3.4.0), confirmed by what the emulator logs:
+(``google/genai/tunings.py`` 3.4.0; 3.6.1 behaves the same), confirmed by what the emulator logs:
 
 * ``_CreateTuningJobParametersPrivate_to_mldev`` calls ``_TuningDataset_to_mldev(...)`` and drops
   its return value, so ``tuningTask.trainingData`` (the examples) is never sent. The API requires
@@ -20,7 +21,7 @@ with that workaround the rest works: ``tunings.get`` (it reads ``GET tunedModels
 CREATING/ACTIVE to JOB_STATE_RUNNING/SUCCEEDED), ``models.list(config={"query_base": False})``
 (``GET tunedModels``), ``models.get``, ``models.update`` (PATCH without ``updateMask``, which v1beta
 infers from the body), ``models.generate_content`` and ``models.delete``. ``tunings.list`` refuses
-with ``ValueError`` before sending anything: 3.4.0 implements it only for Vertex AI
+with ``ValueError`` before sending anything: the SDK implements it only for Vertex AI
 (``GET tuningJobs``), which the Gemini Developer API does not have; its tuned models are listed by
 ``models.list`` instead.
 """
@@ -28,6 +29,7 @@ with ``ValueError`` before sending anything: 3.4.0 implements it only for Vertex
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import json
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +40,9 @@ from google.genai import errors, types
 
 from airflow_provider_tuning.emulator import Emulator
 from tests.emulator.emulator_support import START, Api, FakeClock
+
+#: The installed SDK, which must label every request it sends with its own version.
+GENAI_VERSION = importlib.metadata.version("google-genai")
 
 pytestmark = pytest.mark.filterwarnings("ignore:The SDK's tuning implementation is experimental")
 
@@ -75,7 +80,7 @@ def _check_credentials_never_in_urls(emulator: Emulator) -> None:
     ]
     assert sdk
     for entry in sdk:
-        assert entry["headers"]["x-goog-api-client"].startswith("google-genai-sdk/3.4.0")
+        assert entry["headers"]["x-goog-api-client"].startswith(f"google-genai-sdk/{GENAI_VERSION} ")
     for entry in emulator.request_log:
         assert "key=" not in entry["query"]
         assert entry["headers"]["x-goog-api-key"] == "<redacted>"

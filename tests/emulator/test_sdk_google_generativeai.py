@@ -11,6 +11,7 @@ exact: ``totalSteps = ceil(examples * epochs / batch)``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import pathlib
@@ -68,7 +69,10 @@ def test_http_endpoint_used_as_given_and_key_only_in_a_header(emulator: Emulator
     assert "pageSize=50" in entry["query"]
     assert "key=" not in entry["query"]
     assert entry["headers"]["x-goog-api-key"] == "<redacted>"
-    assert "genai-py/0.8.6" in entry["headers"]["x-goog-api-client"]
+    assert (
+        f"genai-py/{importlib.metadata.version('google-generativeai')}"
+        in entry["headers"]["x-goog-api-client"]
+    )
 
 
 def test_endpoint_without_scheme_means_https(emulator: Emulator) -> None:
