@@ -130,8 +130,8 @@ def get_provider_info() -> dict[str, Any]:
                 "description": "Defaults of the Generative Language tuning provider.",
                 "options": {
                     "poll_interval": {
-                        "description": "Seconds between two status polls of a tuning job "
-                        "(triggers, sensors and the in-worker wait).",
+                        "description": "Seconds between two status polls of a tuning job, by default, "
+                        "in CreateTunedModelOperator's wait (in the worker or in its trigger).",
                         "version_added": "0.1.0",
                         "type": "integer",
                         "example": "60",

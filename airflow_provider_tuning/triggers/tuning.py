@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_tuning.exceptions import (
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
     from airflow_provider_tuning.hooks.credentials import RequestAuth
 
 #: Default of ``[generative_language] trigger_max_connections``: at most this many open connections per
-#: shared session (one per event loop and conn id). At 100 ms per poll, 32 connections carry about
-#: 320 polls/s: 9,600 waits at the default 30 s poll interval (BENCHMARKS.md, section 1).
+#: shared session (one per event loop and conn id). At 100 ms per poll, 32 connections carried about
+#: 300 polls/s: about 9,000 waits at the default 30 s poll interval (BENCHMARKS.md, section 1).
 DEFAULT_MAX_CONNECTIONS = 32
 
 
@@ -51,8 +52,6 @@ def max_connections() -> int:
 
     :raises InvalidInputError: the option is set to something else.
     """
-    from airflow.providers.common.compat.sdk import conf
-
     raw = conf.get("generative_language", "trigger_max_connections", fallback=str(DEFAULT_MAX_CONNECTIONS))
     try:
         value = int(str(raw).strip())
