@@ -8,17 +8,17 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml tuning-api-emulator/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,dev]"
+	$(BIN)/python -m pip install -q -e ./tuning-api-emulator -e ".[test,dev]"
 	touch $(STAMP)
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/bandit -c pyproject.toml -r airflow_provider_tuning -q
+	$(BIN)/bandit -c pyproject.toml -r airflow_provider_tuning tuning-api-emulator/tuning_api_emulator -q
 
 ## The README's test command: lint, type-check and the whole test suite.
 test: lint
@@ -52,7 +52,7 @@ bench: venv
 	$(BIN)/python bench/hook_overhead.py --runs 2
 
 emulator: venv
-	$(BIN)/python -m airflow_provider_tuning.emulator --port 8085
+	$(BIN)/tuning-api-emulator --port 8085
 
 clean:
 	rm -rf $(VENV) .airflow-home .demo .pytest_cache .ruff_cache .mypy_cache

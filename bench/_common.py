@@ -157,7 +157,7 @@ def apply_airflow_env(*, quiet: bool = False) -> None:
 
 
 class EmulatorProcess:
-    """``python -m airflow_provider_tuning.emulator`` on 127.0.0.1, a free port, stopped by its PID.
+    """``python -m tuning_api_emulator`` on 127.0.0.1, a free port, stopped by its PID.
 
     :param step_seconds: seconds per tuning step (large: the jobs never finish during a benchmark).
     :param faults: a fault configuration (JSON-able), e.g. added latency on one route.
@@ -175,7 +175,7 @@ class EmulatorProcess:
         cmd = [
             sys.executable,
             "-m",
-            "airflow_provider_tuning.emulator",
+            "tuning_api_emulator",
             "--host",
             "127.0.0.1",
             "--port",

@@ -3,7 +3,7 @@
 Each :class:`Case` triggers one bad input the way a user would meet it (an operator's ``execute``
 pointed at a running local emulator, a hook call, a data loader) and names the exception class and
 a fragment of the message it must produce. :class:`Catalogue` runs the cases with an
-:class:`~airflow_provider_tuning.emulator.Emulator` and a scripted loopback HTTP server, and
+:class:`~tuning_api_emulator.Emulator` and a scripted loopback HTTP server, and
 records for each case the exception and how many requests reached the emulator: a case that is
 the user's mistake must be caught before any request.
 
@@ -1106,7 +1106,7 @@ class Catalogue:
     """Runs cases against one emulator and one scripted loopback server (a context manager)."""
 
     def __init__(self) -> None:
-        from airflow_provider_tuning.emulator import Emulator
+        from tuning_api_emulator import Emulator
 
         self.emulator = Emulator(step_seconds=0.01, api_keys=[API_KEY])
         self.server = ScriptedServer()

@@ -3,7 +3,7 @@
 ``make demo`` runs this script. It
 
 1. prepares a throw-away Airflow home in ``.demo/airflow-home`` (sqlite, DAGs from ``dags/``);
-2. starts the emulator (``python -m airflow_provider_tuning.emulator --port 0``) as a subprocess on a
+2. starts the emulator (``python -m tuning_api_emulator --port 0``) as a subprocess on a
    free loopback port, with 0.25 s per tuning step so the seed's 38-step job takes about 10 s;
 3. runs ``airflow db migrate`` and ``airflow dags test example_gemini_tuning``;
 4. prints, as they happen, the lines of that run worth reading: the tuning progress (logged by the
@@ -91,7 +91,7 @@ def _start_emulator(env: dict[str, str], step_seconds: float) -> tuple[subproces
         [
             sys.executable,
             "-m",
-            "airflow_provider_tuning.emulator",
+            "tuning_api_emulator",
             "--port",
             "0",
             "--step-seconds",

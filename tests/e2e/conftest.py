@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_tuning.emulator import Emulator
+from tuning_api_emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"

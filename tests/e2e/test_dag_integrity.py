@@ -38,7 +38,7 @@ HEAVY_MODULES = (
     "airflow_provider_tuning.hooks.credentials",
     "airflow_provider_tuning.hooks._http",
     "airflow_provider_tuning.triggers.tuning",
-    "airflow_provider_tuning.emulator",
+    "tuning_api_emulator",
     # Loaded by the operators and the sensor only when they run: the DAG processor imports the
     # provider again for every parse of every DAG file (BENCHMARKS.md, section 3).
     "airflow_provider_tuning.datasets",

@@ -20,10 +20,10 @@ import pytest
 import requests
 
 from airflow_provider_tuning.datasets import load_examples, load_prompts
-from airflow_provider_tuning.emulator import Emulator
-from airflow_provider_tuning.emulator.inference import ranked_outputs
 from airflow_provider_tuning.operators._ids import default_tuned_model_id
 from tests.e2e.conftest import DAGS, E2E_API_KEY, POLL_SECONDS, connection_json, load_dags
+from tuning_api_emulator import Emulator
+from tuning_api_emulator.inference import ranked_outputs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_db")]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_tuning.emulator import Emulator
 from tests.e2e.airflow_stack import AirflowStack
+from tuning_api_emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "example_gemini_tuning"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_tuning.emulator import Emulator
 from tests.emulator.emulator_support import Api, FakeClock
+from tuning_api_emulator import Emulator
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2, json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from airflow_provider_tuning.emulator.errors import CODES
-from airflow_provider_tuning.emulator.routes import resolve
+from tuning_api_emulator.errors import CODES
+from tuning_api_emulator.routes import resolve
 
 SHARED = pathlib.Path(__file__).resolve().parents[2].parent / "shared"
 SEEDS = SHARED / "seeds"

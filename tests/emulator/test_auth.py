@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from airflow_provider_tuning.emulator import Emulator
 from tests.emulator.emulator_support import Api
+from tuning_api_emulator import Emulator
 
 PATH = "/v1beta/models"
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from airflow_provider_tuning.emulator import Emulator
-from airflow_provider_tuning.emulator.faults import FaultPlan, FaultRule
 from tests.emulator.emulator_support import Api
+from tuning_api_emulator import Emulator
+from tuning_api_emulator.faults import FaultPlan, FaultRule
 
 N = 400
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_tuning.emulator.inference import count_tokens
 from tests.emulator.emulator_support import Api, FakeClock
+from tuning_api_emulator.inference import count_tokens
 
 EXAMPLES = [
     {"textInput": "one", "output": "two"},

@@ -1,6 +1,6 @@
 """A bounded loopback load test: 1,000 concurrent aiohttp pollers against the emulator's CLI.
 
-The emulator runs as a subprocess (``python -m airflow_provider_tuning.emulator``), so client and
+The emulator runs as a subprocess (``python -m tuning_api_emulator``), so client and
 server do not share a GIL. One ``aiohttp.ClientSession`` (connector limit 1,000) carries 1,000
 pollers released together by one gate; each polls ``GET /v1/{operation}`` 3 times. Every response
 must be a 200 that parses strictly into ``google.longrunning.Operation`` naming the polled operation;

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_tuning.emulator import Emulator
-from airflow_provider_tuning.emulator.store import TunedModelRecord
-from airflow_provider_tuning.emulator.tuning import epoch_of, mean_loss, progress, total_steps
 from tests.emulator.emulator_support import Api, FakeClock, tuned_model_body
+from tuning_api_emulator import Emulator
+from tuning_api_emulator.store import TunedModelRecord
+from tuning_api_emulator.tuning import epoch_of, mean_loss, progress, total_steps
 
 
 @pytest.mark.parametrize(("batch", "epochs", "steps"), [(2, 5, 38), (4, 5, 19), (2, 3, 23), (4, 3, 12)])

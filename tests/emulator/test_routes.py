@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_tuning.emulator.routes import ROUTES
 from tests.emulator.emulator_support import ROUTES_JSON, Api, FakeClock, tuned_model_body
+from tuning_api_emulator.routes import ROUTES
 
 CONTRACT = json.loads(ROUTES_JSON.read_text())["routes"]
 

@@ -38,8 +38,8 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from airflow_provider_tuning.emulator import Emulator
 from tests.emulator.emulator_support import START, Api, FakeClock
+from tuning_api_emulator import Emulator
 
 #: The installed SDK, which must label every request it sends with its own version.
 GENAI_VERSION = importlib.metadata.version("google-genai")

@@ -23,8 +23,8 @@ import pytest
 import requests
 from google.api_core import exceptions as core_exceptions
 
-from airflow_provider_tuning.emulator import Emulator
 from tests.emulator.emulator_support import Api, FakeClock
+from tuning_api_emulator import Emulator
 
 with warnings.catch_warnings():  # "support for google.generativeai has ended": known, it is the point
     warnings.simplefilter("ignore", FutureWarning)

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from airflow_provider_tuning.emulator import Emulator
 from tests.emulator.emulator_support import Api, FakeClock, tuned_model_body
+from tuning_api_emulator import Emulator
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -136,7 +136,7 @@ def cli() -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
 
     def start(*args: str) -> tuple[subprocess.Popen[str], str]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "airflow_provider_tuning.emulator", "--port", "0", *args],
+            [sys.executable, "-m", "tuning_api_emulator", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -201,7 +201,7 @@ def test_cli_rejects_bad_arguments() -> None:
         [
             sys.executable,
             "-m",
-            "airflow_provider_tuning.emulator",
+            "tuning_api_emulator",
             "--port",
             "0",
             "--faults",
@@ -221,7 +221,7 @@ def test_the_emulator_imports_no_airflow() -> None:
     """It starts fast and standalone: importing and starting it loads no Airflow module."""
     code = (
         "import sys\n"
-        "from airflow_provider_tuning.emulator import Emulator\n"
+        "from tuning_api_emulator import Emulator\n"
         "emu = Emulator(step_seconds=0.1); emu.start(); emu.stop()\n"
         "loaded = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
         "print(loaded)\n"

@@ -16,8 +16,6 @@ import google.ai.generativelanguage_v1beta as v1beta
 import google.ai.generativelanguage_v1beta3 as v1beta3
 import pytest
 
-from airflow_provider_tuning.emulator.jsonio import ENUM_NUMBERS
-from airflow_provider_tuning.emulator.routes import ROUTES
 from tests.emulator.emulator_support import (
     COLLECTED,
     Api,
@@ -26,6 +24,8 @@ from tests.emulator.emulator_support import (
     strict_parse,
     tuned_model_body,
 )
+from tuning_api_emulator.jsonio import ENUM_NUMBERS
+from tuning_api_emulator.routes import ROUTES
 
 
 def _tour(api: Api, clock: FakeClock, int_enums: bool) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_tuning.emulator import Emulator
 from airflow_provider_tuning.exceptions import (
     EvaluationBelowThresholdError,
     InvalidArgumentError,
@@ -23,6 +22,7 @@ from airflow_provider_tuning.exceptions import (
 )
 from airflow_provider_tuning.operators._ratelimit import SlidingWindowRateLimiter
 from airflow_provider_tuning.operators.generate import GenerateContentOperator, GenerateTextOperator
+from tuning_api_emulator import Emulator
 
 API_KEY = "emulator-key"
 HEADERS = {"x-goog-api-key": API_KEY}

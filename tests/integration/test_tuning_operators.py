@@ -21,7 +21,6 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 from airflow.sdk.module_loading import import_string
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_tuning.emulator import Emulator
 from airflow_provider_tuning.exceptions import (
     InvalidInputError,
     NotFoundError,
@@ -37,6 +36,7 @@ from airflow_provider_tuning.operators.tuning import (
     ListTunedModelsOperator,
     UpdateTunedModelOperator,
 )
+from tuning_api_emulator import Emulator
 
 API_KEY = "emulator-key-5d1c"
 EXAMPLES = [

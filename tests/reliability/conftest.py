@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from airflow_provider_tuning.emulator import Emulator
 from airflow_provider_tuning.operators._ids import default_tuned_model_id
 from tests.e2e.airflow_stack import AirflowStack
 from tests.reliability import dagtest
 from tests.reliability.leakscan import make_secret
+from tuning_api_emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 RELIABILITY_DAGS = Path(__file__).resolve().parent / "dags"

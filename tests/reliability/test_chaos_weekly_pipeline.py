@@ -18,9 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_tuning.emulator import Emulator
-from airflow_provider_tuning.emulator.faults import FaultPlan
 from tests.reliability.dagtest import run_dag_test
+from tuning_api_emulator import Emulator
+from tuning_api_emulator.faults import FaultPlan
 
 DAG_ID = "example_weekly_tuning_pipeline"
 API_KEY = "chaos-run-key"

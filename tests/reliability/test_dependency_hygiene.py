@@ -1,9 +1,10 @@
 """Dependency and code hygiene: bandit stays clean, its exclusions hide nothing new, and
 ``make audit`` never passes without having audited.
 
-``[tool.bandit]`` in pyproject.toml skips B105 and B311 everywhere and B101 in the emulator. So
-that these skips cannot hide a new finding, bandit also runs here without any configuration and
-every finding must be one of those justified in docs/security.md (same test, file and source line).
+``[tool.bandit]`` in pyproject.toml skips B105 and B311 everywhere and B101 in the emulator (its own
+distribution, tuning-api-emulator). So that these skips cannot hide a new finding, bandit also runs
+here without any configuration and every finding must be one of those justified in
+docs/security.md (same test, file and source line).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PACKAGE = "airflow_provider_tuning"
+EMULATOR = "tuning-api-emulator/tuning_api_emulator"
 SECURITY_DOC = ROOT / "docs" / "security.md"
 
 #: Findings of a configuration-free bandit run that docs/security.md justifies, by
@@ -35,15 +37,17 @@ JUSTIFIED = {
         f"{PACKAGE}/hooks/connection.py",
         'GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret',
     ),
-    ("B311", f"{PACKAGE}/emulator/faults.py", "self._rng = random.Random(seed)"),
-    ("B311", f"{PACKAGE}/emulator/service.py", "self.rng = random.Random(seed)"),
+    ("B311", f"{EMULATOR}/faults.py", "self._rng = random.Random(seed)"),
+    ("B311", f"{EMULATOR}/service.py", "self.rng = random.Random(seed)"),
 }
-B101_JUSTIFIED_UNDER = f"{PACKAGE}/emulator/"
+B101_JUSTIFIED_UNDER = f"{EMULATOR}/"
 
 
-def _bandit(target: str, *args: str, cwd: Path = ROOT) -> tuple[int, list[dict[str, object]]]:
+def _bandit(
+    *targets: str, args: tuple[str, ...] = (), cwd: Path = ROOT
+) -> tuple[int, list[dict[str, object]]]:
     proc = subprocess.run(
-        [str(BIN / "bandit"), *args, "-r", target, "-f", "json", "-q"],
+        [str(BIN / "bandit"), *args, "-r", *targets, "-f", "json", "-q"],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -70,12 +74,12 @@ def _unjustified(findings: list[dict[str, object]], cwd: Path = ROOT) -> list[tu
 
 
 def test_bandit_with_the_project_configuration_reports_nothing():
-    code, findings = _bandit(PACKAGE, "-c", "pyproject.toml")
+    code, findings = _bandit(PACKAGE, EMULATOR, args=("-c", "pyproject.toml"))
     assert (code, findings) == (0, [])
 
 
 def test_every_unconfigured_bandit_finding_is_justified_in_the_security_doc():
-    _, findings = _bandit(PACKAGE)
+    _, findings = _bandit(PACKAGE, EMULATOR)
     assert findings, "bandit without configuration should report the justified findings"
     assert _unjustified(findings) == []
     doc = SECURITY_DOC.read_text()
@@ -96,7 +100,7 @@ def test_the_guard_and_the_configuration_catch_new_findings(tmp_path):
     )
     _, findings = _bandit(PACKAGE, cwd=tmp_path)
     assert {key[0] for key in _unjustified(findings, tmp_path)} == {"B101", "B105", "B311"}
-    code, configured = _bandit(PACKAGE, "-c", "pyproject.toml", cwd=tmp_path)
+    code, configured = _bandit(PACKAGE, args=("-c", "pyproject.toml"), cwd=tmp_path)
     assert code == 1
     assert [(f["test_id"], f["filename"]) for f in configured] == [("B101", f"{PACKAGE}/hooks/planted.py")]
 

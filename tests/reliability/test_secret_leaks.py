@@ -28,13 +28,13 @@ from typing import Any
 import requests
 from cryptography.fernet import Fernet
 
-from airflow_provider_tuning.emulator import Emulator
 from tests.reliability import airflow_db
 from tests.reliability.airflow_db import DbSampler
 from tests.reliability.conftest import Deployment, example_dag_ids
 from tests.reliability.dagtest import run_dag_test
 from tests.reliability.leakscan import Hit, LeakScanner, make_secret, request_log_items
 from tests.reliability.token_endpoint import TokenEndpoint
+from tuning_api_emulator import Emulator
 
 TRIGGER_CLASSES = ("airflow_provider_tuning.triggers.tuning.TuningOperationTrigger",)
 

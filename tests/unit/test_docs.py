@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_tuning.emulator import Emulator
 from airflow_provider_tuning.hooks.generative_language import GenerativeLanguageHook
 from airflow_provider_tuning.waiting import wait_for_tuning
 from scripts import docs_snippets
+from tuning_api_emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "docs").rglob("*.md"))

@@ -28,7 +28,6 @@ from tuning_loopback import (
     tuned_model,
 )
 
-from airflow_provider_tuning.emulator import Emulator
 from airflow_provider_tuning.exceptions import (
     ApiConnectionError,
     InvalidInputError,
@@ -42,6 +41,7 @@ from airflow_provider_tuning.exceptions import (
 from airflow_provider_tuning.hooks.generative_language import GenerativeLanguageHook
 from airflow_provider_tuning.hooks.retry import RetryPolicy
 from airflow_provider_tuning.waiting import check_tuning, is_transient, wait_for_tuning
+from tuning_api_emulator import Emulator
 
 CONN_ID = "tuning_wait_loopback"
 LOGGER = "tests.waiting"

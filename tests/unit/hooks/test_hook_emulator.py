@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from airflow_provider_tuning.emulator import Emulator
 from airflow_provider_tuning.exceptions import AlreadyExistsError, NotFoundError
 from tests.unit.hooks.glapi_loopback import authorized_user_info
+from tuning_api_emulator import Emulator
 
 EXAMPLES = [{"textInput": str(i), "output": str(i + 1)} for i in range(1, 16)]
 TUNED_MODEL = {

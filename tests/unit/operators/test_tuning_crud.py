@@ -227,7 +227,7 @@ def test_importing_the_operators_loads_no_http_or_auth_library():
         new = set(sys.modules) - before
         heavy_roots = {"google", "requests", "aiohttp", "httpx", "urllib3"}
         own_heavy = ("airflow_provider_tuning.hooks", "airflow_provider_tuning.triggers",
-                     "airflow_provider_tuning.emulator")
+                     "tuning_api_emulator")
         heavy = sorted(m for m in new if m.split(".")[0] in heavy_roots or m.startswith(own_heavy))
         print("HEAVY=" + ",".join(heavy))
         print("OWN=" + str(len([m for m in new if m.startswith("airflow_provider_tuning")])))

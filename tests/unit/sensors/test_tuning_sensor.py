@@ -271,7 +271,7 @@ def test_importing_the_sensor_and_trigger_stays_light():
     import subprocess
 
     heavy = ["aiohttp", "google.auth", "airflow_provider_tuning.hooks.generative_language"]
-    heavy += ["airflow_provider_tuning.hooks.credentials", "airflow_provider_tuning.emulator"]
+    heavy += ["airflow_provider_tuning.hooks.credentials", "tuning_api_emulator"]
     code = (
         "import sys, airflow_provider_tuning.sensors.tuning, airflow_provider_tuning.triggers.tuning\n"
         f"print([m for m in {heavy!r} if m in sys.modules])"

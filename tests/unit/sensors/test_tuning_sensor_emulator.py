@@ -14,9 +14,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "triggers")
 
 from tuning_loopback import api_key_connection, create_tuned_model, set_connection
 
-from airflow_provider_tuning.emulator import Emulator
 from airflow_provider_tuning.exceptions import TuningFailedError
 from airflow_provider_tuning.sensors.tuning import TunedModelSensor
+from tuning_api_emulator import Emulator
 
 CONN_ID = "tuning_sensor_emulator"
 

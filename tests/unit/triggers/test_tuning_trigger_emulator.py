@@ -12,8 +12,8 @@ import requests
 import structlog.testing
 from tuning_loopback import API_KEY, api_key_connection, create_tuned_model, set_connection
 
-from airflow_provider_tuning.emulator import Emulator
 from airflow_provider_tuning.triggers.tuning import TuningOperationTrigger
+from tuning_api_emulator import Emulator
 
 CONN_ID = "tuning_emulator"
 FAST = {"poll_interval": 0.01, "retry_initial_delay": 0.01, "retry_max_delay": 0.02}

@@ -1,4 +1,4 @@
-"""Command line: ``python -m airflow_provider_tuning.emulator --port 8085 ...``.
+"""Command line: ``python -m tuning_api_emulator --port 8085 ...``.
 
 Prints the base URL once it is serving and stops cleanly on SIGINT or SIGTERM.
 """
@@ -13,14 +13,14 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_provider_tuning.emulator.faults import FaultPlan
-from airflow_provider_tuning.emulator.runner import Emulator
+from tuning_api_emulator.faults import FaultPlan
+from tuning_api_emulator.runner import Emulator
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_tuning.emulator",
+        prog="tuning-api-emulator",
         description="Local emulator of Google's model-tuning REST API (Generative Language API).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")

@@ -15,10 +15,10 @@ from collections import deque
 from collections.abc import Callable, Collection
 from typing import Any
 
-from airflow_provider_tuning.emulator.faults import FaultPlan
-from airflow_provider_tuning.emulator.service import DEFAULT_OWNER, Service
-from airflow_provider_tuning.emulator.store import Store
-from airflow_provider_tuning.emulator.tuning import progress
+from tuning_api_emulator.faults import FaultPlan
+from tuning_api_emulator.service import DEFAULT_OWNER, Service
+from tuning_api_emulator.store import Store
+from tuning_api_emulator.tuning import progress
 
 FaultsArg = FaultPlan | dict[str, Any] | list[Any] | str | None
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from airflow_provider_tuning.emulator.errors import StatusError, bad_request, not_found
+from tuning_api_emulator.errors import StatusError, bad_request, not_found
 
 if TYPE_CHECKING:
-    from airflow_provider_tuning.emulator.runtime import Runtime
+    from tuning_api_emulator.runtime import Runtime
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("emulator_runtime")
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_tuning.emulator.errors import StatusError
+from tuning_api_emulator.errors import StatusError
 
 _OUTCOMES = ("error_429", "error_500", "error_503", "drop")
 

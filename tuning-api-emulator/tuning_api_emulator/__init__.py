@@ -7,7 +7,7 @@ similar training example.
 
 In process (tests)::
 
-    from airflow_provider_tuning.emulator import Emulator
+    from tuning_api_emulator import Emulator
 
     with Emulator(step_seconds=0.02) as emu:      # 127.0.0.1, a free port
         emu.url                                   # "http://127.0.0.1:<port>"
@@ -16,7 +16,7 @@ In process (tests)::
 
 From a shell::
 
-    python -m airflow_provider_tuning.emulator --port 8085 [--host 127.0.0.1] [--step-seconds 0.5]
+    python -m tuning_api_emulator --port 8085 [--host 127.0.0.1] [--step-seconds 0.5]
         [--api-key K ...] [--token T ...] [--state-file F] [--faults JSON-or-file] [--seed N] [--verbose]
 
 What it does (details in each module):
@@ -51,6 +51,6 @@ A ``v1`` ``tunedModels/*/operations/*:cancel`` also ends a running job: ``FAILED
 
 from __future__ import annotations
 
-from airflow_provider_tuning.emulator.runner import Emulator
+from tuning_api_emulator.runner import Emulator
 
 __all__ = ["Emulator"]

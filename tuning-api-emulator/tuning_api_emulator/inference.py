@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_tuning.emulator.errors import bad_request
-from airflow_provider_tuning.emulator.schema import GEMINI_CATEGORIES, PALM_CATEGORIES
+from tuning_api_emulator.errors import bad_request
+from tuning_api_emulator.schema import GEMINI_CATEGORIES, PALM_CATEGORIES
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 MAX_CANDIDATES = 8

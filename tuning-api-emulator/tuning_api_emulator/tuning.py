@@ -14,8 +14,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_tuning.emulator.jsonio import f32, timestamp
-from airflow_provider_tuning.emulator.store import TunedModelRecord
+from tuning_api_emulator.jsonio import f32, timestamp
+from tuning_api_emulator.store import TunedModelRecord
 
 CANCELLED_MESSAGE = "Operation cancelled by the caller."
 

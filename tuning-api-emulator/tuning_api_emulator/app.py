@@ -16,21 +16,21 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
-from airflow_provider_tuning.emulator import auth, control
-from airflow_provider_tuning.emulator.errors import StatusError, bad_request
-from airflow_provider_tuning.emulator.jsonio import (
+from tuning_api_emulator import auth, control
+from tuning_api_emulator.errors import StatusError, bad_request
+from tuning_api_emulator.jsonio import (
     dumps,
     enums_to_int,
     loads_body,
     timestamp,
     wants_int_enums,
 )
-from airflow_provider_tuning.emulator.routes import Match, resolve
-from airflow_provider_tuning.emulator.runtime import Runtime
-from airflow_provider_tuning.emulator.schema import snake
-from airflow_provider_tuning.emulator.service import Stream, unknown_query
+from tuning_api_emulator.routes import Match, resolve
+from tuning_api_emulator.runtime import Runtime
+from tuning_api_emulator.schema import snake
+from tuning_api_emulator.service import Stream, unknown_query
 
-log = logging.getLogger("airflow_provider_tuning.emulator")
+log = logging.getLogger("tuning_api_emulator")
 
 RUNTIME = control.RUNTIME
 MAX_BODY_BYTES = 64 * 1024 * 1024

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_tuning.emulator.errors import StatusError, not_found
+from tuning_api_emulator.errors import StatusError, not_found
 
 GEMINI_VERSIONS = frozenset({"v1beta", "v1"})
 PALM_VERSIONS = frozenset({"v1beta", "v1beta3"})

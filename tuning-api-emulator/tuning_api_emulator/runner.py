@@ -9,8 +9,8 @@ import threading
 from collections.abc import Callable, Collection
 from typing import Any
 
-from airflow_provider_tuning.emulator.runtime import FaultsArg, Runtime
-from airflow_provider_tuning.emulator.service import DEFAULT_OWNER
+from tuning_api_emulator.runtime import FaultsArg, Runtime
+from tuning_api_emulator.service import DEFAULT_OWNER
 
 _START_TIMEOUT = 30.0
 
@@ -28,7 +28,7 @@ class Emulator:
     :param seed: seed of generated ids and of fault draws.
     :param host: interface to bind (loopback by default).
     :param port: port to bind; 0 picks a free one.
-    :param faults: initial fault configuration (see :mod:`airflow_provider_tuning.emulator.faults`).
+    :param faults: initial fault configuration (see :mod:`tuning_api_emulator.faults`).
     :param owner_email: the caller identity that owns created models.
     :param request_log_limit: how many requests :attr:`request_log` keeps.
     :param clock: time source (seconds since the epoch), for tests.
@@ -110,7 +110,7 @@ class Emulator:
     async def _main(self, ready: threading.Event) -> None:
         from aiohttp import web
 
-        from airflow_provider_tuning.emulator.app import build_app
+        from tuning_api_emulator.app import build_app
 
         self._stopped = asyncio.Event()
         runner = web.AppRunner(build_app(self.runtime), access_log=None, handle_signals=False)

@@ -14,7 +14,7 @@ import json
 import struct
 from typing import Any
 
-from airflow_provider_tuning.emulator.errors import bad_request
+from tuning_api_emulator.errors import bad_request
 
 
 def _strip_trailing_commas(text: str) -> str:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from airflow_provider_tuning.emulator.errors import bad_request
+from tuning_api_emulator.errors import bad_request
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 1000

@@ -14,9 +14,9 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_tuning.emulator.errors import bad_request
-from airflow_provider_tuning.emulator.jsonio import f32
-from airflow_provider_tuning.emulator.schema import camel, parse, schema, snake
+from tuning_api_emulator.errors import bad_request
+from tuning_api_emulator.jsonio import f32
+from tuning_api_emulator.schema import camel, parse, schema, snake
 
 TUNED_MODEL_ID = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 MAX_DISPLAY_NAME = 40

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_tuning.emulator.errors import rpc_status
-from airflow_provider_tuning.emulator.jsonio import f32, timestamp
-from airflow_provider_tuning.emulator.store import PermissionRecord, TunedModelRecord
-from airflow_provider_tuning.emulator.tuning import (
+from tuning_api_emulator.errors import rpc_status
+from tuning_api_emulator.jsonio import f32, timestamp
+from tuning_api_emulator.store import PermissionRecord, TunedModelRecord
+from tuning_api_emulator.tuning import (
     completed_percent,
     default_hyperparameters,
     progress,

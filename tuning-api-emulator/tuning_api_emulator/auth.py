@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Collection, Mapping
 
-from airflow_provider_tuning.emulator.errors import StatusError, error_info
+from tuning_api_emulator.errors import StatusError, error_info
 
 UNREGISTERED = (
     "Method doesn't allow unregistered callers (callers without established identity). "

@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_tuning.emulator import catalogue, inference
-from airflow_provider_tuning.emulator.errors import StatusError, bad_request, failed_precondition, not_found
-from airflow_provider_tuning.emulator.paging import paginate
-from airflow_provider_tuning.emulator.resources import render_operation, render_permission, render_tuned_model
-from airflow_provider_tuning.emulator.routes import Match
-from airflow_provider_tuning.emulator.schema import CANCEL_OPERATION, parse, schema
-from airflow_provider_tuning.emulator.store import PermissionRecord, Store, TunedModelRecord
-from airflow_provider_tuning.emulator.tuning import default_hyperparameters, progress, total_steps
-from airflow_provider_tuning.emulator.validation import (
+from tuning_api_emulator import catalogue, inference
+from tuning_api_emulator.errors import StatusError, bad_request, failed_precondition, not_found
+from tuning_api_emulator.paging import paginate
+from tuning_api_emulator.resources import render_operation, render_permission, render_tuned_model
+from tuning_api_emulator.routes import Match
+from tuning_api_emulator.schema import CANCEL_OPERATION, parse, schema
+from tuning_api_emulator.store import PermissionRecord, Store, TunedModelRecord
+from tuning_api_emulator.tuning import default_hyperparameters, progress, total_steps
+from tuning_api_emulator.validation import (
     check_tuned_model_id,
     derive_model_id,
     infer_update_mask,

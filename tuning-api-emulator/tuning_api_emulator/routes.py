@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from airflow_provider_tuning.emulator.errors import method_not_found
+from tuning_api_emulator.errors import method_not_found
 
 VERSIONS = ("v1", "v1beta", "v1beta3")
 _ID = r"([^/:]+)"
