@@ -11,3 +11,7 @@ DEFAULT_CONN_ID = "generative_language_default"
 
 #: File extensions the training-data and prompt loaders read (each optionally with ``.gz``).
 SUPPORTED_EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv")
+
+#: Seconds added to a wait's own deadline for the ``timeout`` of ``defer()``: a backstop that ends the
+#: deferral even if the trigger never fires (the trigger's absolute deadline comes first).
+DEFER_TIMEOUT_MARGIN = 300.0

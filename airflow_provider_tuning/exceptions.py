@@ -83,6 +83,7 @@ class ApiError(GenerativeLanguageError):
     :param message: ``error.message`` of the body, if any.
     :param details: ``error.details`` of the body.
     :param request: ``"METHOD /path"`` of the request (no query string, no headers).
+    :param retry_after: the response's ``Retry-After`` header, if any.
     """
 
     def __init__(
@@ -93,12 +94,14 @@ class ApiError(GenerativeLanguageError):
         *,
         details: list[Any] | None = None,
         request: str | None = None,
+        retry_after: str | None = None,
     ) -> None:
         self.http_status = http_status
         self.status = status
         self.api_message = message
         self.details = details or []
         self.request = request
+        self.retry_after = retry_after
         prefix = f"{request}: " if request else ""
         label = f"{http_status} {status}" if status else str(http_status)
         super().__init__(f"{prefix}{label}: {message}")
@@ -159,7 +162,12 @@ _BY_HTTP_STATUS: dict[int, type[ApiError]] = {
 
 
 def api_error_from_response(
-    http_status: int, body: Any, *, request: str | None = None, raw_text: str | None = None
+    http_status: int,
+    body: Any,
+    *,
+    request: str | None = None,
+    raw_text: str | None = None,
+    retry_after: str | None = None,
 ) -> ApiError:
     """Build the matching :class:`ApiError` subclass from an error response.
 
@@ -167,6 +175,7 @@ def api_error_from_response(
     :param body: parsed JSON body, or ``None`` when the body was not JSON.
     :param request: ``"METHOD /path"`` of the request.
     :param raw_text: the body as text, used (shortened) when it is not a google.rpc.Status.
+    :param retry_after: the response's ``Retry-After`` header, if any.
     """
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
@@ -180,7 +189,7 @@ def api_error_from_response(
     cls = _BY_HTTP_STATUS.get(http_status)
     if cls is None:
         cls = ServerError if http_status >= 500 else ApiError
-    return cls(http_status, status, message, details=details, request=request)
+    return cls(http_status, status, message, details=details, request=request, retry_after=retry_after)
 
 
 # --- tuning outcomes -------------------------------------------------------------------------------

@@ -159,8 +159,8 @@ def get_provider_info() -> dict[str, Any]:
                         "bounds the polls per second (about this many / the API's latency).",
                         "version_added": "0.1.0",
                         "type": "integer",
-                        "example": "128",
-                        "default": "32",
+                        "example": "512",
+                        "default": "256",
                     },
                 },
             }

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
+from airflow_provider_tuning import validation
 from airflow_provider_tuning.exceptions import (
     ApiConnectionError,
     GenerativeLanguageError,
-    InvalidInputError,
     TuningCancelledError,
     TuningFailedError,
     TuningTimeoutError,
@@ -54,37 +54,21 @@ RPC_CODES: dict[str, int] = {
 
 _CANCELLED_CODE = RPC_CODES["CANCELLED"]
 _MODEL_STATES = {"CREATING", "ACTIVE", "FAILED"}
+_STATES = ("CREATING", "ACTIVE", "FAILED", "CANCELLED")
+#: The longest API message an event or an exception carries (events are stored in the metadata DB).
+MAX_MESSAGE_CHARS = 1000
+_SUMMARY_FIELDS = ("total_steps", "completed_steps", "completed_percent", "epoch", "mean_loss")
 
 
-def is_operation_name(name: str) -> bool:
-    """Return whether ``name`` is a tuning operation (``tunedModels/<id>/operations/<op>``)."""
-    parts = name.split("/")
-    return len(parts) == 4 and parts[0] == "tunedModels" and parts[2] == "operations" and all(parts)
+def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Return ``text`` cut to ``limit`` characters (with a marker saying how much was cut).
 
-
-def is_tuned_model_name(name: str) -> bool:
-    """Return whether ``name`` is a tuned model (``tunedModels/<id>``)."""
-    parts = name.split("/")
-    return len(parts) == 2 and parts[0] == "tunedModels" and bool(parts[1])
-
-
-def normalize_tuning_name(name: Any) -> str:
-    """Return ``tunedModels/<id>`` or ``tunedModels/<id>/operations/<op>`` for a user-given name.
-
-    :param name: a tuned model name (``tunedModels/x`` or a bare ``x``) or an operation name.
-    :raises InvalidInputError: if ``name`` is neither.
+    :param text: a message.
+    :param limit: the longest text kept whole.
     """
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"a tuned model or operation name is required, got {name!r}")
-    name = name.strip().strip("/")
-    if "/" not in name:
-        name = f"tunedModels/{name}"
-    if not (is_tuned_model_name(name) or is_operation_name(name)):
-        raise InvalidInputError(
-            f"{name!r} is neither a tuned model ('tunedModels/<id>') nor a tuning operation "
-            "('tunedModels/<id>/operations/<op>')"
-        )
-    return name
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def strip_training_data(resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -210,7 +194,7 @@ class TuningStatus:
                 task = {} if task is None else task
                 _require(isinstance(task, Mapping), "Operation.response.tuningTask is not an object", request)
                 snapshots = _snapshots(task.get("snapshots"), "TunedModel.tuningTask.snapshots", request)
-        if tuned_model is None and name and is_operation_name(name):
+        if tuned_model is None and name and validation.is_operation_name(name):
             tuned_model = name.rsplit("/operations/", 1)[0]
 
         error_code: int | None = None
@@ -322,6 +306,60 @@ class TuningStatus:
             parts.append(self.state)
         return " ".join(parts)
 
+    def summary(self) -> dict[str, Any]:
+        """Return the few facts a trigger event carries: name, state, progress and error (no snapshots).
+
+        Small by construction (a few hundred bytes): Airflow stores events in its metadata database
+        and prints them in the task log.
+        """
+        summary: dict[str, Any] = {
+            "tuned_model": self.tuned_model,
+            "operation": self.operation,
+            "state": self.state,
+            "done": self.done,
+        }
+        summary.update({key: getattr(self, key) for key in _SUMMARY_FIELDS})
+        if self.error_message is not None or self.error_code is not None:
+            message = shorten(self.error_message) if self.error_message else None
+            summary["error"] = {"code": self.error_code, "message": message}
+        return summary
+
+    @classmethod
+    def from_summary(cls, summary: Any) -> TuningStatus:
+        """Rebuild a status (without snapshots or resource) from :meth:`summary`.
+
+        :param summary: the dict :meth:`summary` returned.
+        :raises GenerativeLanguageError: it is not such a dict.
+        """
+        if not isinstance(summary, Mapping) or summary.get("state") not in _STATES:
+            raise GenerativeLanguageError(f"unexpected tuning summary: {_short(summary)}")
+        raw_error = summary.get("error")
+        error: Mapping[str, Any] = raw_error if isinstance(raw_error, Mapping) else {}
+        values: dict[str, Any] = {}
+        for key in _SUMMARY_FIELDS:
+            value = summary.get(key)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            values[key] = value if ok else None
+        code = error.get("code")
+        return cls(
+            state=summary["state"],
+            done=bool(summary.get("done")),
+            tuned_model=summary.get("tuned_model") if isinstance(summary.get("tuned_model"), str) else None,
+            operation=summary.get("operation") if isinstance(summary.get("operation"), str) else None,
+            error_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+            error_message=str(error["message"]) if error.get("message") else None,
+            **values,
+        )
+
+    def with_failure(self, code: int | None, message: str) -> TuningStatus:
+        """Return a copy carrying the failure's code and message (found elsewhere, e.g. in an operation).
+
+        :param code: the ``google.rpc.Code`` number, if known (1, CANCELLED, makes the state CANCELLED).
+        :param message: the API's message.
+        """
+        state: State = "CANCELLED" if code == _CANCELLED_CODE else self.state
+        return replace(self, state=state, error_code=code, error_message=message)
+
     def raise_for_failure(self) -> None:
         """Raise :class:`TuningCancelledError` or :class:`TuningFailedError` if the job failed."""
         if not self.failed:
@@ -354,7 +392,7 @@ def status_from_event(event: Any) -> TuningStatus:
     """Validate a :class:`~airflow_provider_tuning.triggers.tuning.TuningOperationTrigger` event.
 
     :param event: the event payload given to ``execute_complete``.
-    :return: the final status, when the event is a success.
+    :return: the final status (without snapshots: a success event carries a summary only).
     :raises TuningFailedError: (or :class:`TuningCancelledError`) when the job failed.
     :raises TuningTimeoutError: when the trigger's deadline passed.
     :raises ApiError: the matching subclass when polling failed with an HTTP error.
@@ -368,12 +406,7 @@ def status_from_event(event: Any) -> TuningStatus:
     message = str(event.get("message") or "no message")
     http_status = event.get("http_status")
     if kind == "success":
-        if isinstance(event.get("operation"), Mapping):
-            status = TuningStatus.from_operation(event["operation"])
-        elif isinstance(event.get("model"), Mapping):
-            status = TuningStatus.from_tuned_model(event["model"])
-        else:
-            raise GenerativeLanguageError(f"success event without operation or model: {_short(event)}")
+        status = _status_of_success(event)
         if not status.succeeded:
             status.raise_for_failure()
             raise GenerativeLanguageError(f"success event for an unfinished job: {status.progress_line()}")
@@ -396,6 +429,17 @@ def status_from_event(event: Any) -> TuningStatus:
         else TuningFailedError
     )
     raise cls(tuned_model, message, code)
+
+
+def _status_of_success(event: Mapping[str, Any]) -> TuningStatus:
+    if "summary" in event:
+        return TuningStatus.from_summary(event["summary"])
+    # An event of an earlier release, which carried the whole resource.
+    if isinstance(event.get("operation"), Mapping):
+        return TuningStatus.from_operation(event["operation"])
+    if isinstance(event.get("model"), Mapping):
+        return TuningStatus.from_tuned_model(event["model"])
+    raise GenerativeLanguageError(f"success event without a summary: {_short(event)}")
 
 
 # -- shape checks -----------------------------------------------------------------------------------

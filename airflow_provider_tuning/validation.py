@@ -255,7 +255,7 @@ def tuning_name(value: Any, *, what: str = "name") -> str:
     :param value: a tuned model (``tunedModels/<id>`` or a bare ``<id>``) or an operation name.
     :param what: the argument name.
     """
-    text = _name_text(value, what)
+    text = _name_text(value, what).strip("/")
     if "/" not in text:
         text = f"{TUNED_MODELS}/{text}"
     if not (is_tuned_model_name(text) or is_operation_name(text)):

@@ -1,9 +1,16 @@
-"""In-worker (synchronous) wait for a tuning job, with the same semantics as the deferrable trigger.
+"""One wait for a tuning job, driven three ways: in the worker, in the triggerer and by the sensor.
 
-Used when an operator or the sensor does not defer. The hook retries each transient HTTP error
-itself; on top of that this loop counts consecutive failed polls and only gives up after
-``max_consecutive_failures`` of them in a row, as
-:class:`~airflow_provider_tuning.triggers.tuning.TuningOperationTrigger` does.
+:class:`WaitPolicy` is pure: a poll's outcome (a status or an error) goes in, a decision comes out
+(:class:`Done`, :class:`Sleep` or :class:`GiveUp`). It owns the failure budget (transient failures
+in a row), the backoff after a failed poll (honouring ``Retry-After``), the absolute deadline and
+the de-duplication of progress lines. The drivers only poll and sleep:
+
+* :func:`wait_for_tuning` (sync, the operators' in-worker wait),
+* :class:`~airflow_provider_tuning.triggers.tuning.TuningOperationTrigger` (async),
+* :class:`~airflow_provider_tuning.sensors.tuning.TunedModelSensor` (one poll per poke).
+
+A poll is one HTTP attempt (the hook's in-call retries are off for polls), so the failure budget
+counts every failed request and a deferred wait and an in-worker wait tolerate the same outage.
 """
 
 from __future__ import annotations
@@ -11,85 +18,271 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_provider_tuning import validation
+from airflow_provider_tuning.backends import ApiCall, TuningBackend, get_backend
 from airflow_provider_tuning.exceptions import (
     ApiConnectionError,
     ApiError,
-    InvalidInputError,
+    GenerativeLanguageError,
+    InvalidArgumentError,
     TuningTimeoutError,
-    UnexpectedResponseError,
 )
-from airflow_provider_tuning.hooks.retry import RETRYABLE_STATUS, RetryPolicy
-from airflow_provider_tuning.tuning_status import TuningStatus, is_operation_name, normalize_tuning_name
+from airflow_provider_tuning.hooks.retry import RetryPolicy
+from airflow_provider_tuning.hooks.transport import is_transient
+from airflow_provider_tuning.tuning_status import TuningStatus, shorten
 
 _LOG = logging.getLogger(__name__)
 
+#: A poll is a single HTTP attempt: the wait policy, not the hook, repeats failed polls.
+POLL_RETRY = RetryPolicy(max_attempts=1)
 
-class TuningHook(Protocol):
-    """The part of ``GenerativeLanguageHook`` the wait needs."""
+__all__ = [
+    "Done",
+    "GiveUp",
+    "Sleep",
+    "WaitPolicy",
+    "WaitState",
+    "check_tuning",
+    "explain_failure",
+    "is_transient",
+    "wait_for_tuning",
+]
 
-    def get_operation(self, name: str, *, api_version: str = ...) -> dict[str, Any]: ...
 
-    def get_tuned_model(self, name: str, *, api_version: str | None = ...) -> dict[str, Any]: ...
+@dataclass(frozen=True)
+class Done:
+    """The job finished (successfully or not): stop polling."""
 
-    def list_operations(self, tuned_model: str, *, api_version: str | None = ...) -> Any: ...
+    status: TuningStatus
 
 
-def is_transient(err: BaseException) -> bool:
-    """Return whether a poll that raised ``err`` is worth repeating.
+@dataclass(frozen=True)
+class Sleep:
+    """Poll again after ``seconds``."""
 
-    Connection errors and timeouts, 408, 429, 5xx and a 200 that is not the expected JSON are;
-    any other API error (400, 401, 403, 404, ...) is not.
+    seconds: float
 
-    :param err: the exception the hook raised.
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Stop waiting without a final status.
+
+    :param error: what ended the wait: a final API error, the last transient one after the failure
+        budget ran out (``failures`` > 0), or a :class:`TuningTimeoutError`.
+    :param failures: transient failures in a row when the budget ran out, else 0.
     """
-    if isinstance(err, (ApiConnectionError, UnexpectedResponseError)):
-        return True
-    return isinstance(err, ApiError) and (err.http_status in RETRYABLE_STATUS or err.http_status >= 500)
+
+    error: GenerativeLanguageError
+    failures: int = 0
 
 
-def check_tuning(hook: TuningHook, name: str, *, api_version: str | None = None) -> TuningStatus:
-    """Poll a tuning operation or tuned model once and return its status.
+Decision = Done | Sleep | GiveUp
+
+
+@dataclass
+class WaitState:
+    """What a wait remembers between polls (one per wait; the sensor keeps it on the instance).
+
+    :param failures: transient failures in a row.
+    :param last_line: the last progress line logged.
+    :param last_status: the last status read.
+    :param partial: whether polls still ask for partial responses (turned off if the API refuses).
+    """
+
+    failures: int = 0
+    last_line: str | None = None
+    last_status: TuningStatus | None = None
+    partial: bool = True
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    """How a wait reacts to each poll (pure; ``now`` is passed in).
+
+    :param poll_interval: seconds between polls of a running job.
+    :param deadline: absolute time (epoch seconds) to give up at; ``None`` waits without limit.
+    :param max_consecutive_failures: transient failed polls in a row before giving up.
+    :param retry_initial_delay: backoff after the first failed poll.
+    :param retry_max_delay: cap of that backoff (and of ``Retry-After``).
+    """
+
+    poll_interval: float = 30.0
+    deadline: float | None = None
+    max_consecutive_failures: int = 5
+    retry_initial_delay: float = 2.0
+    retry_max_delay: float = 120.0
+    backoff: RetryPolicy = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "poll_interval", validation.seconds("poll_interval", self.poll_interval, allow_zero=True)
+        )
+        if self.deadline is not None:
+            object.__setattr__(self, "deadline", validation.seconds("deadline", self.deadline))
+        object.__setattr__(
+            self, "max_consecutive_failures", validation.failure_budget(self.max_consecutive_failures)
+        )
+        for name in ("retry_initial_delay", "retry_max_delay"):
+            object.__setattr__(self, name, validation.seconds(name, getattr(self, name), allow_zero=True))
+        object.__setattr__(
+            self,
+            "backoff",
+            RetryPolicy(
+                max_attempts=self.max_consecutive_failures,
+                initial_delay=self.retry_initial_delay,
+                max_delay=self.retry_max_delay,
+            ),
+        )
+
+    def after_status(self, state: WaitState, status: TuningStatus, now: float) -> Decision:
+        """Decide after a poll that returned a status.
+
+        :param state: the wait's state (updated).
+        :param status: the status read.
+        :param now: the current epoch time.
+        """
+        state.failures, state.last_status = 0, status
+        if status.done:
+            return Done(status)
+        return self._sleep(self.poll_interval, now)
+
+    def after_error(self, state: WaitState, err: GenerativeLanguageError, now: float) -> Decision:
+        """Decide after a poll that failed.
+
+        :param state: the wait's state (updated).
+        :param err: the error of the poll.
+        :param now: the current epoch time.
+        """
+        if not is_transient(err):
+            return GiveUp(err)
+        state.failures += 1
+        if state.failures >= self.max_consecutive_failures:
+            return GiveUp(err, state.failures)
+        retry_after = err.retry_after if isinstance(err, ApiError) else None
+        return self._sleep(self.backoff.delay(state.failures, retry_after), now)
+
+    def _sleep(self, seconds: float, now: float) -> Decision:
+        if self.deadline is None:
+            return Sleep(seconds)
+        remaining = self.deadline - now
+        if remaining <= 0:
+            return GiveUp(TuningTimeoutError("the deadline passed"))
+        return Sleep(min(seconds, remaining))
+
+    @staticmethod
+    def progress(state: WaitState, status: TuningStatus) -> str | None:
+        """Return the progress line to log, or ``None`` when it is the same as the last one.
+
+        :param state: the wait's state (updated).
+        :param status: the status read.
+        """
+        line = status.progress_line()
+        if line == state.last_line:
+            return None
+        state.last_line = line
+        return line
+
+    @staticmethod
+    def timeout_message(name: str, state: WaitState) -> str:
+        """The message of a wait that passed its deadline, with the last progress seen.
+
+        :param name: what was polled.
+        :param state: the wait's state.
+        """
+        progress = state.last_status.progress_line() if state.last_status else "no successful poll"
+        return f"{name} did not finish before its deadline ({progress})"
+
+    @staticmethod
+    def give_up_message(name: str, decision: GiveUp) -> str:
+        """The message of a wait that gave up after transient failures (or on a final error).
+
+        :param name: what was polled.
+        :param decision: the decision.
+        """
+        if decision.failures:
+            return shorten(f"{decision.failures} consecutive failures polling {name}; last: {decision.error}")
+        return shorten(str(decision.error))
+
+
+def refuses_partial(err: BaseException) -> bool:
+    """Whether ``err`` is the API refusing the ``fields`` parameter of a partial poll (400).
+
+    :param err: the error of a partial poll.
+    """
+    return isinstance(err, InvalidArgumentError) and "field" in err.api_message.lower()
+
+
+class SyncHook(Protocol):
+    """The part of a sync hook the wait needs."""
+
+    def call(self, api_call: ApiCall, *, retry: RetryPolicy | None = None) -> dict[str, Any]: ...
+
+    def default_api_version(self) -> str: ...
+
+
+def check_tuning(
+    hook: SyncHook,
+    name: str,
+    *,
+    api_version: str | None = None,
+    backend: str | TuningBackend = "gemini",
+    state: WaitState | None = None,
+) -> TuningStatus:
+    """Poll a tuning job once (one HTTP attempt) and return its status.
 
     :param hook: a ``GenerativeLanguageHook``.
-    :param name: ``tunedModels/<id>/operations/<op>`` or ``tunedModels/<id>`` (or a bare id).
-    :param api_version: API version used for a tuned model (operations use the hook's default, ``v1``).
-    :raises UnexpectedResponseError: if the response does not have the expected shape.
-    :raises ApiError: as the hook raises it.
+    :param name: what to poll (normalised by the backend).
+    :param api_version: the version to read a job resource with; default: the hook's.
+    :param backend: the backend, or its name.
+    :param state: the wait's state (a partial poll the API refuses is repeated in full, and
+        remembered there).
+    :raises GenerativeLanguageError: the poll failed.
     """
-    name = normalize_tuning_name(name)
-    if is_operation_name(name):
-        return TuningStatus.from_operation(hook.get_operation(name), request=f"GET {name}")
-    return TuningStatus.from_tuned_model(
-        hook.get_tuned_model(name, api_version=api_version), request=f"GET {name}"
-    )
+    impl = get_backend(backend) if isinstance(backend, str) else backend
+    name = impl.normalize(name)
+    state = state if state is not None else WaitState()
+    version = api_version or hook.default_api_version()
+    try:
+        resource = hook.call(
+            impl.poll_call(name, api_version=version, partial=state.partial), retry=POLL_RETRY
+        )
+    except InvalidArgumentError as err:
+        if not (state.partial and refuses_partial(err)):
+            raise
+        state.partial = False
+        resource = hook.call(impl.poll_call(name, api_version=version, partial=False), retry=POLL_RETRY)
+    return impl.parse(name, resource)
 
 
-def raise_for_failure(hook: TuningHook, status: TuningStatus) -> None:
-    """Raise ``TuningFailedError`` / ``TuningCancelledError`` with the API's message if ``status`` failed.
+def explain_failure(
+    status: TuningStatus, backend: TuningBackend, fetch: Callable[[ApiCall], dict[str, Any]]
+) -> TuningStatus:
+    """Return ``status`` with the failure's message when the status itself does not carry it.
 
-    A FAILED TunedModel carries no error message; its operation does, so for a tuned model this
-    looks the message up in the model's operations (best effort).
+    The one place that answers "why did this job fail" (the worker wait, the sensor and the
+    operators use it; the trigger does the same with an async ``fetch``). Best effort: when the
+    lookup fails, ``status`` is returned as it is.
 
-    :param hook: a ``GenerativeLanguageHook``.
-    :param status: the final status.
+    :param status: a final status.
+    :param backend: the backend of the job.
+    :param fetch: sends an :class:`ApiCall` and returns its JSON.
     """
-    if not status.failed:
-        return
-    if status.operation is None and status.tuned_model:
-        try:
-            for op in reversed(list(hook.list_operations(status.tuned_model, api_version="v1"))):
-                found = TuningStatus.from_operation(op)
-                if found.failed and found.error_message:
-                    found.raise_for_failure()
-        except (ApiError, ApiConnectionError, InvalidInputError) as err:
-            _LOG.debug("could not read the operations of %s: %s", status.tuned_model, err)
-    status.raise_for_failure()
+    api_call = backend.failure_call(status)
+    if api_call is None:
+        return status
+    try:
+        found = backend.failure_from(fetch(api_call))
+    except (ApiError, ApiConnectionError) as err:
+        _LOG.debug("could not look up why %s failed: %s", status.tuned_model, err)
+        return status
+    return status.with_failure(*found) if found else status
 
 
 def wait_for_tuning(
-    hook: TuningHook,
+    hook: Any,
     name: str,
     *,
     poll_interval: float = 30.0,
@@ -99,13 +292,14 @@ def wait_for_tuning(
     api_version: str | None = None,
     retry_initial_delay: float = 2.0,
     retry_max_delay: float = 120.0,
+    backend: str = "gemini",
     sleep: Callable[[float], Any] = time.sleep,
+    clock: Callable[[], float] = time.time,
 ) -> TuningStatus:
-    """Poll until the tuning job finishes; return its final status.
+    """Poll until the tuning job finishes, in the worker; return its final status.
 
-    :param hook: a ``GenerativeLanguageHook`` (or anything with ``get_operation``/``get_tuned_model``).
-    :param name: ``tunedModels/<id>/operations/<op>`` (polled with ``get_operation``) or
-        ``tunedModels/<id>`` (polled with ``get_tuned_model``).
+    :param hook: a ``GenerativeLanguageHook``.
+    :param name: ``tunedModels/<id>/operations/<op>`` or ``tunedModels/<id>`` (or a bare id).
     :param poll_interval: seconds between polls.
     :param deadline: absolute time (epoch seconds) to give up at; ``None`` waits without limit.
     :param max_consecutive_failures: transient failed polls in a row before the last error is raised.
@@ -113,65 +307,51 @@ def wait_for_tuning(
     :param api_version: API version used to poll a tuned model.
     :param retry_initial_delay: backoff after the first failed poll.
     :param retry_max_delay: cap of that backoff.
+    :param backend: the backend's name.
     :param sleep: the function that waits (tests replace it).
-    :return: the final status, ACTIVE.
+    :param clock: the current epoch time (tests replace it).
+    :return: the final status, a success.
     :raises TuningFailedError: the job ended FAILED (``TuningCancelledError`` when cancelled),
         with the API's message.
     :raises TuningTimeoutError: the deadline passed first.
-    :raises ApiError: a non-transient API error (e.g. 404), or the last transient one after
+    :raises ApiError: a final API error (e.g. 404), or the last transient one after
         ``max_consecutive_failures`` failures in a row.
     """
-    name = normalize_tuning_name(name)
-    if (
-        not isinstance(max_consecutive_failures, int)
-        or isinstance(max_consecutive_failures, bool)
-        or max_consecutive_failures < 1
-    ):
-        raise InvalidInputError(
-            f"max_consecutive_failures must be an integer >= 1, got {max_consecutive_failures!r}"
-        )
-    if not isinstance(poll_interval, (int, float)) or poll_interval < 0:
-        raise InvalidInputError(f"poll_interval must be a number >= 0, got {poll_interval!r}")
-    logger = log if log is not None else _LOG
-    policy = RetryPolicy(
-        max_attempts=max_consecutive_failures, initial_delay=retry_initial_delay, max_delay=retry_max_delay
+    impl = get_backend(backend)
+    name = impl.normalize(name)
+    policy = WaitPolicy(
+        poll_interval, deadline, max_consecutive_failures, retry_initial_delay, retry_max_delay
     )
-    failures = 0
-    last_line: str | None = None
-    last_status: TuningStatus | None = None
+    logger = log if log is not None else _LOG
+    state = WaitState()
     while True:
-        delay = float(poll_interval)
         try:
-            status = check_tuning(hook, name, api_version=api_version)
-        except (ApiError, ApiConnectionError) as err:
-            if not is_transient(err):
-                raise
-            failures += 1
-            if failures >= max_consecutive_failures:
-                logger.error("%s: giving up after %d consecutive failed polls: %s", name, failures, err)
-                raise
-            delay = policy.delay(failures)
-            logger.warning(
-                "%s: failed poll %d/%d (%s); retrying in %.2fs",
-                name,
-                failures,
-                max_consecutive_failures,
-                err,
-                delay,
-            )
+            status = check_tuning(hook, name, api_version=api_version, backend=impl, state=state)
+        except GenerativeLanguageError as err:
+            decision = policy.after_error(state, err, clock())
+            if isinstance(decision, Sleep):
+                logger.warning(
+                    "%s: failed poll %d/%d (%s); retrying in %.2fs",
+                    name,
+                    state.failures,
+                    policy.max_consecutive_failures,
+                    err,
+                    decision.seconds,
+                )
         else:
-            failures, last_status = 0, status
-            line = status.progress_line()
-            if line != last_line:
+            line = policy.progress(state, status)
+            if line is not None:
                 logger.info("%s: %s", status.tuned_model or name, line)
-                last_line = line
-            if status.done:
-                raise_for_failure(hook, status)
-                return status
-        if deadline is not None:
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                progress = last_status.progress_line() if last_status else "no successful poll"
-                raise TuningTimeoutError(f"{name} did not finish before its deadline ({progress})")
-            delay = min(delay, remaining)
-        sleep(delay)
+            decision = policy.after_status(state, status, clock())
+        if isinstance(decision, Done):
+            final = decision.status
+            if final.failed:
+                explain_failure(final, impl, hook.call).raise_for_failure()
+            return final
+        if isinstance(decision, GiveUp):
+            if isinstance(decision.error, TuningTimeoutError):
+                raise TuningTimeoutError(policy.timeout_message(name, state))
+            if decision.failures:
+                logger.error("%s: %s", name, policy.give_up_message(name, decision))
+            raise decision.error
+        sleep(decision.seconds)

@@ -1,30 +1,29 @@
-"""The hook's HTTP layer: one pooled ``requests.Session``, timeouts, retries and error mapping."""
+"""The sync driver of the transport: one pooled ``requests.Session`` sends what :mod:`.transport` decides.
+
+Everything but sending bytes and sleeping (request preparation, classification, retries, the
+one-refresh-on-401 rule) lives in :mod:`.transport`, shared with the async hook.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from airflow_provider_tuning import __version__
-from airflow_provider_tuning.exceptions import (
-    ApiConnectionError,
-    ApiError,
-    InvalidInputError,
-    UnexpectedResponseError,
-    api_error_from_response,
-)
+from airflow_provider_tuning.exceptions import ApiConnectionError, GenerativeLanguageError
 from airflow_provider_tuning.hooks.credentials import RequestAuth
-from airflow_provider_tuning.hooks.retry import RetryPolicy, is_retryable_status
+from airflow_provider_tuning.hooks.retry import RetryPolicy
+from airflow_provider_tuning.hooks.transport import REAUTHENTICATE, USER_AGENT, Call, Retry, prepare_request
+
+if TYPE_CHECKING:
+    from airflow_provider_tuning.hooks.ratelimit import SlidingWindowRateLimiter
 
 log = logging.getLogger("airflow_provider_tuning.hooks.generative_language")
 
-USER_AGENT = f"airflow-provider-tuning/{__version__}"
 _TRANSIENT_ERRORS = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
@@ -32,14 +31,38 @@ _TRANSIENT_ERRORS = (
 )
 
 
-def new_session(*, pool_size: int = 10, trust_env: bool = True) -> requests.Session:
-    """Return a pooled session that never retries on its own (the retry loop is ours).
+class RateLimitedHTTPAdapter(HTTPAdapter):
+    """An :class:`~requests.adapters.HTTPAdapter` that takes a rate-limiter slot before every send.
 
-    :param pool_size: connections kept per host.
+    Every HTTP request the session sends goes through :meth:`send`, so retries (after a 429 or a
+    5xx) count against the limit too.
+
+    :param limiter: the limiter to acquire from, or ``None`` for no limit.
+    """
+
+    def __init__(self, *args: Any, limiter: SlidingWindowRateLimiter | None = None, **kwargs: Any) -> None:
+        self.limiter = limiter
+        super().__init__(*args, **kwargs)
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.limiter is not None:
+            self.limiter.acquire()
+        return super().send(request, *args, **kwargs)
+
+
+def new_session(
+    *, pool_size: int = 10, trust_env: bool = True, limiter: SlidingWindowRateLimiter | None = None
+) -> requests.Session:
+    """Return a pooled session that never retries or redirects on its own (the transport decides).
+
+    :param pool_size: connections kept per host: at least the number of concurrent calls.
     :param trust_env: honour proxy and ``.netrc`` settings from the environment.
+    :param limiter: a rate limiter every request (retries included) must pass, if any.
     """
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+    adapter = RateLimitedHTTPAdapter(
+        pool_connections=2, pool_maxsize=pool_size, max_retries=0, limiter=limiter
+    )
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT
@@ -47,8 +70,11 @@ def new_session(*, pool_size: int = 10, trust_env: bool = True) -> requests.Sess
     return session
 
 
-def _describe(err: BaseException) -> str:
-    """A short, secret-free description of a transport error (no URL, no headers)."""
+def describe_error(err: BaseException) -> str:
+    """A short, secret-free description of a requests transport error (no URL, no headers).
+
+    :param err: the exception requests raised.
+    """
     if isinstance(err, requests.exceptions.ConnectTimeout):
         return "connect timeout"
     if isinstance(err, requests.exceptions.ReadTimeout):
@@ -61,7 +87,7 @@ def _describe(err: BaseException) -> str:
 
 
 class ApiClient:
-    """Sends requests to one base URL with auth headers, timeouts and retries; returns JSON dicts.
+    """Sends API calls to one base URL with auth headers, timeouts and retries; returns JSON dicts.
 
     :param base_url: e.g. ``https://generativelanguage.googleapis.com`` (no trailing slash).
     :param auth: the auth headers provider.
@@ -113,121 +139,42 @@ class ApiClient:
         :raises ApiError: the API answered with an error (after retries for 408/429/5xx).
         :raises ApiConnectionError: the API could not be reached (after retries).
         """
-        policy = retry or self.retry
-        route = f"{method} {path}"
-        url = f"{self.base_url}{path}"
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        data = None
-        if body is not None:
-            try:
-                data = json.dumps(body, allow_nan=False).encode("utf-8")
-            except (TypeError, ValueError) as err:
-                raise InvalidInputError(f"{route}: the request body is not valid JSON: {err}") from None
-        attempt = 0
-        reauthenticated = False
-        while True:
-            attempt += 1
-            try:
-                headers = self.auth.headers(method, url)
-                if data is not None:
-                    headers["Content-Type"] = "application/json"
-                response = self.session.request(
-                    method,
-                    url,
-                    params=query or None,
-                    data=data,
-                    headers=headers,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
-            except ApiConnectionError as err:  # the token endpoint is unreachable
-                if policy.should_retry(attempt):
-                    self._wait(route, "token endpoint unreachable", attempt, policy, None)
-                    continue
-                raise ApiConnectionError(f"{route}: {err} (after {attempt} attempt(s))") from None
-            except _TRANSIENT_ERRORS as err:
-                reason = _describe(err)
-                if retry_connection_errors and policy.should_retry(attempt):
-                    self._wait(route, reason, attempt, policy, None)
-                    continue
-                note = "" if retry_connection_errors else "; not retried, a retry could create a duplicate"
-                raise ApiConnectionError(f"{route}: {reason} (after {attempt} attempt(s){note})") from err
-            except requests.exceptions.RequestException as err:
-                # e.g. an invalid header value: its message could quote the value, so no chaining
-                raise ApiConnectionError(f"{route}: {_describe(err)}") from None
-
-            status = response.status_code
-            log.debug("%s -> HTTP %s", route, status)
-            if status == 401 and self.auth.refreshable and not reauthenticated:
-                reauthenticated = True
-                attempt -= 1
-                log.warning("%s answered HTTP 401; refreshing the credentials and retrying once", route)
-                self.auth.invalidate()
-                continue
-            if is_retryable_status(status) and policy.should_retry(attempt):
-                self._wait(route, f"HTTP {status}", attempt, policy, response.headers.get("Retry-After"))
-                continue
-            if status >= 300:
-                raise self._error(response, route)
-            return self._json(response, route)
-
-    def _wait(
-        self, route: str, reason: str, attempt: int, policy: RetryPolicy, retry_after: str | None
-    ) -> None:
-        delay = policy.delay(attempt, retry_after)
-        log.warning(
-            "%s failed (%s); retry %d/%d in %.2f s",
-            route,
-            reason,
-            attempt + 1,
-            policy.max_attempts,
-            delay,
+        prepared = prepare_request(
+            self.base_url, method, path, params=params, body=body, idempotent=retry_connection_errors
         )
-        self.sleep(delay)
+        call = Call(prepared, retry or self.retry, refreshable=self.auth.refreshable, scrub=self.auth.scrub)
+        while True:
+            step = self._attempt(call)
+            if step is REAUTHENTICATE:
+                self.auth.invalidate()
+            elif isinstance(step, Retry):
+                self.sleep(step.delay)
+            else:
+                assert isinstance(step, dict)
+                return step
 
-    def _error(self, response: requests.Response, route: str) -> ApiError:
-        status = response.status_code
-        if status < 400:
-            return UnexpectedResponseError(
-                status,
-                None,
-                f"unexpected redirect (HTTP {status}); redirects are not followed",
-                request=route,
-            )
+    def _attempt(self, call: Call) -> Any:
+        prepared = call.request
         try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            error = dict(body["error"])
-            if isinstance(error.get("message"), str):
-                error["message"] = self.auth.scrub(error["message"])
-            body = {"error": error}
-        raw = None if body is not None else self.auth.scrub(response.text)
-        return api_error_from_response(status, body, request=route, raw_text=raw)
-
-    def _json(self, response: requests.Response, route: str) -> dict[str, Any]:
-        content = response.content
-        if not content.strip():
-            return {}
+            headers = {**prepared.headers, **self.auth.headers(prepared.method, prepared.url)}
+        except GenerativeLanguageError as err:  # the token endpoint failed: nothing was sent
+            return call.on_error(err, sent=False)
         try:
-            data = response.json()
-        except ValueError:
-            kind = response.headers.get("Content-Type", "no Content-Type")
-            raise UnexpectedResponseError(
-                response.status_code,
-                None,
-                f"the response is not JSON ({kind}, {len(content)} bytes)",
-                request=route,
-            ) from None
-        if not isinstance(data, dict):
-            raise UnexpectedResponseError(
-                response.status_code,
-                None,
-                f"the response is a JSON {type(data).__name__}, not an object",
-                request=route,
+            response = self.session.request(
+                prepared.method,
+                prepared.url,
+                params=prepared.params or None,
+                data=prepared.body,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
             )
-        return data
+        except _TRANSIENT_ERRORS as err:
+            return call.on_error(ApiConnectionError(f"{prepared.route}: {describe_error(err)}"))
+        except requests.exceptions.RequestException as err:
+            # e.g. an invalid header value: its message could quote the value, so no chaining
+            raise ApiConnectionError(f"{prepared.route}: {describe_error(err)}") from None
+        return call.on_response(response.status_code, response.content, headers=response.headers)
 
     def close(self) -> None:
         """Close the pooled connections."""

@@ -135,6 +135,9 @@ class RequestAuth:
                 """google-auth's transport with a default ``(connect, read)`` timeout."""
 
                 def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):  # type: ignore[no-untyped-def]
+                    # Never follow a redirect: it would re-post the client secret, refresh
+                    # token or signed assertion to wherever the token endpoint points.
+                    kwargs["allow_redirects"] = False
                     return super().__call__(
                         url,
                         method=method,
@@ -152,8 +155,11 @@ class RequestAuth:
 
         :param method: HTTP method of the request.
         :param url: URL of the request (defaults to the base URL).
-        :raises UnauthenticatedError: the token endpoint refused to issue a token.
-        :raises ApiConnectionError: the token endpoint could not be reached.
+        :raises UnauthenticatedError: the token endpoint refused to issue a token (a final answer,
+            such as ``invalid_grant``).
+        :raises ApiConnectionError: the token endpoint could not be reached or answered with a
+            transient error (google-auth's ``RefreshError`` with ``retryable=True``): worth
+            retrying, as for any transient API error.
         """
         from google.auth import exceptions as auth_exceptions
 
@@ -168,7 +174,19 @@ class RequestAuth:
                     f"could not reach the token endpoint to refresh the {self._mode} credentials: "
                     f"{self.scrub(_first_arg(err))}"
                 ) from None
-            except (auth_exceptions.RefreshError, auth_exceptions.DefaultCredentialsError) as err:
+            except auth_exceptions.RefreshError as err:
+                if getattr(err, "retryable", False):  # the token endpoint is down (5xx, 429, ...)
+                    raise ApiConnectionError(
+                        f"the token endpoint could not issue a token for the {self._mode} credentials "
+                        f"for now: {self.scrub(_first_arg(err))}"
+                    ) from None
+                raise UnauthenticatedError(
+                    401,
+                    "UNAUTHENTICATED",
+                    f"could not obtain an access token for the {self._mode} credentials: "
+                    f"{self.scrub(_first_arg(err))}",
+                ) from None
+            except auth_exceptions.DefaultCredentialsError as err:
                 raise UnauthenticatedError(
                     401,
                     "UNAUTHENTICATED",
@@ -200,14 +218,51 @@ class RequestAuth:
                     creds.expiry = None
 
     def scrub(self, text: str) -> str:
-        """Replace every known secret in ``text`` by ``***``.
+        """Replace every known secret in ``text``, and any part of one, by ``***``.
 
-        :param text: a message that may echo a secret.
+        :param text: a message that may echo a secret (whole, or a prefix or fragment of it).
         """
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, "***")
+        return scrub_secrets(text, self._secrets)
+
+
+#: The shortest fragment of a secret that :func:`scrub_secrets` removes; shorter runs are too likely
+#: to be ordinary text (and reveal too little to matter).
+SCRUB_FRAGMENT = 6
+
+
+def scrub_secrets(text: str, secrets: Iterable[str], *, fragment: int = SCRUB_FRAGMENT) -> str:
+    """Replace each run of ``text`` that is part of a secret (``fragment`` characters or more) by ``***``.
+
+    An API that echoes only a prefix of a key ("API key AIzaSyB4x... not valid") leaves no whole
+    secret to find, so every ``fragment``-long window of the text is looked up among the secrets'
+    windows, and the runs they cover are replaced.
+
+    :param text: a message.
+    :param secrets: the secrets (each at least ``fragment`` characters long to count).
+    :param fragment: the shortest run replaced.
+    """
+    secrets = [secret for secret in secrets if secret]
+    for secret in sorted(secrets, key=len, reverse=True):  # whole secrets first, short ones too
+        text = text.replace(secret, "***")
+    grams: set[str] = set()
+    for secret in secrets:
+        if len(secret) >= fragment:
+            grams.update(secret[i : i + fragment] for i in range(len(secret) - fragment + 1))
+    if not grams or len(text) < fragment:
         return text
+    covered = [False] * len(text)
+    for start in range(len(text) - fragment + 1):
+        if text[start : start + fragment] in grams:
+            covered[start : start + fragment] = [True] * fragment
+    if not any(covered):
+        return text
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if not covered[index]:
+            out.append(char)
+        elif index == 0 or not covered[index - 1]:
+            out.append("***")
+    return "".join(out)
 
 
 def _first_arg(err: BaseException) -> str:

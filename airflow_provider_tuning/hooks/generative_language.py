@@ -7,7 +7,6 @@ follow ``nextPageToken``. Importing this module is cheap: requests and google-au
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_provider_tuning import validation
 from airflow_provider_tuning.exceptions import InvalidInputError
 from airflow_provider_tuning.hooks.connection import (
     API_VERSIONS,
@@ -28,33 +28,17 @@ from airflow_provider_tuning.hooks.retry import RetryPolicy
 if TYPE_CHECKING:
     import requests
 
+    from airflow_provider_tuning.backends import ApiCall
     from airflow_provider_tuning.hooks._http import ApiClient
-
-_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._~-]*"
-_SEGMENT_RE = re.compile(_SEGMENT)
-_OPERATION_RE = re.compile(rf"tunedModels/{_SEGMENT}/operations/{_SEGMENT}")
-_PERMISSION_RE = re.compile(rf"tunedModels/{_SEGMENT}/permissions/{_SEGMENT}")
-_TUNED_MODEL_ID_RE = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
+    from airflow_provider_tuning.hooks.ratelimit import SlidingWindowRateLimiter
 
 # Which API versions serve each group of calls (CONTRACT.md section 2).
 _TUNED_MODEL_VERSIONS = ("v1beta", "v1beta3")
 _ALL_VERSIONS = API_VERSIONS
 _GENERATE_CONTENT_VERSIONS = ("v1", "v1beta")
 _GENERATE_TEXT_VERSIONS = ("v1beta", "v1beta3")
-_CANCEL_VERSIONS = ("v1",)
 _TEST_CONNECTION_RETRY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=2.0)
-
-
-def _quote(value: Any, limit: int = 80) -> str:
-    text = str(value)
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def _check_page_size(page_size: int | None) -> None:
-    if page_size is not None and (
-        isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1
-    ):
-        raise InvalidInputError(f"page_size must be a positive integer, got {_quote(page_size)}")
+_quote = validation.quote
 
 
 def _text_content(text: str) -> dict[str, Any]:
@@ -69,6 +53,8 @@ class GenerativeLanguageHook(BaseHook):
         then this, then the connection's, then ``v1beta``.
     :param timeout: ``(connect, read)`` timeout of every request, in seconds.
     :param retry: retry policy for 408/429/5xx answers and connection errors.
+    :param pool_size: connections kept open per host: at least the number of concurrent calls.
+    :param rate_limiter: a limiter every HTTP request of this hook (retries included) must pass.
     """
 
     conn_name_attr = "conn_id"
@@ -83,22 +69,25 @@ class GenerativeLanguageHook(BaseHook):
         *,
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
+        pool_size: int = 10,
+        rate_limiter: SlidingWindowRateLimiter | None = None,
     ) -> None:
         super().__init__()
         if api_version is not None and api_version not in API_VERSIONS:
             raise InvalidInputError(
                 f"unknown api_version {_quote(api_version)}; expected one of {', '.join(API_VERSIONS)}"
             )
-        if (
-            not isinstance(timeout, (tuple, list))
-            or len(timeout) != 2
-            or not all(isinstance(t, (int, float)) and t > 0 for t in timeout)
-        ):
+        if not isinstance(timeout, (tuple, list)) or len(timeout) != 2:
             raise InvalidInputError("timeout must be a (connect, read) pair of positive seconds")
         self.conn_id = conn_id
         self.api_version = api_version
-        self.timeout = (float(timeout[0]), float(timeout[1]))
+        self.timeout = (
+            validation.seconds("connect timeout", timeout[0]),
+            validation.seconds("read timeout", timeout[1]),
+        )
         self.retry = retry or RetryPolicy()
+        self.pool_size = validation.positive_int("pool_size", pool_size)
+        self.rate_limiter = rate_limiter
         self._settings: ConnectionSettings | None = None
         self._client: ApiClient | None = None
         self._lock = threading.Lock()
@@ -126,7 +115,9 @@ class GenerativeLanguageHook(BaseHook):
 
                 settings = self.settings
                 auth = build_request_auth(settings, timeout=self.timeout)
-                session = new_session(trust_env=not settings.is_loopback)
+                session = new_session(
+                    pool_size=self.pool_size, trust_env=not settings.is_loopback, limiter=self.rate_limiter
+                )
                 self._client = ApiClient(
                     settings.base_url,
                     auth,
@@ -158,7 +149,7 @@ class GenerativeLanguageHook(BaseHook):
 
     def _version(self, requested: str | None, allowed: Sequence[str], what: str) -> str:
         """Resolve the API version (method > hook > connection > v1beta) and check ``what`` exists."""
-        version = requested or self.api_version or self.settings.api_version or DEFAULT_API_VERSION
+        version = requested or self.default_api_version()
         if version not in API_VERSIONS:
             raise InvalidInputError(
                 f"unknown api_version {_quote(version)}; expected one of {', '.join(API_VERSIONS)}"
@@ -171,6 +162,25 @@ class GenerativeLanguageHook(BaseHook):
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return self.client.request(method, path, **kwargs)
+
+    def call(self, api_call: ApiCall, *, retry: RetryPolicy | None = None) -> dict[str, Any]:
+        """Send a call a backend describes (:class:`~airflow_provider_tuning.backends.ApiCall`).
+
+        :param api_call: the call.
+        :param retry: a retry policy for this call instead of the hook's.
+        """
+        return self.client.request(
+            api_call.method,
+            api_call.path,
+            params=api_call.params,
+            body=api_call.body,
+            retry_connection_errors=api_call.idempotent,
+            retry=retry,
+        )
+
+    def default_api_version(self) -> str:
+        """The version used when a call names none: the hook's, else the connection's."""
+        return self.api_version or self.settings.api_version or DEFAULT_API_VERSION
 
     def _paginate(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         from airflow_provider_tuning.exceptions import UnexpectedResponseError
@@ -196,39 +206,6 @@ class GenerativeLanguageHook(BaseHook):
                     200, None, "the API repeated a nextPageToken; stopping", request=f"GET {path}"
                 )
             seen.add(token)
-
-    @staticmethod
-    def _tuned_model_name(name: str) -> str:
-        """``tunedModels/<id>`` from ``tunedModels/<id>`` or ``<id>``."""
-        if not isinstance(name, str):
-            raise InvalidInputError(f"a tuned model name must be a string, got {type(name).__name__}")
-        rest = name.strip().removeprefix("tunedModels/")
-        if not _SEGMENT_RE.fullmatch(rest):
-            raise InvalidInputError(
-                f"invalid tuned model name {_quote(name)}: expected 'tunedModels/<id>' or '<id>'"
-            )
-        return f"tunedModels/{rest}"
-
-    @staticmethod
-    def _model_name(model: str, *, tuned: bool = True) -> str:
-        """``models/<id>`` or ``tunedModels/<id>``; a bare id is a base model (``models/<id>``)."""
-        if not isinstance(model, str):
-            raise InvalidInputError(f"a model name must be a string, got {type(model).__name__}")
-        text = model.strip()
-        prefix, _, rest = text.rpartition("/")
-        allowed = ("models", "tunedModels") if tuned else ("models",)
-        if prefix == "":
-            prefix, rest = "models", text
-        if prefix not in allowed or not _SEGMENT_RE.fullmatch(rest):
-            shapes = "'models/<id>', 'tunedModels/<id>' or '<id>'" if tuned else "'models/<id>' or '<id>'"
-            raise InvalidInputError(f"invalid model name {_quote(model)}: expected {shapes}")
-        return f"{prefix}/{rest}"
-
-    @staticmethod
-    def _full_name(name: str, pattern: re.Pattern[str], shape: str) -> str:
-        if not isinstance(name, str) or not pattern.fullmatch(name.strip()):
-            raise InvalidInputError(f"invalid name {_quote(name)}: expected {shape!r}")
-        return name.strip()
 
     @staticmethod
     def _mapping(value: Any, what: str) -> dict[str, Any]:
@@ -272,13 +249,8 @@ class GenerativeLanguageHook(BaseHook):
         """
         version = self._version(api_version, _TUNED_MODEL_VERSIONS, "tunedModels.create")
         body = self._mapping(tuned_model, "tuned_model")
-        if tuned_model_id is not None and (
-            not isinstance(tuned_model_id, str) or not _TUNED_MODEL_ID_RE.fullmatch(tuned_model_id)
-        ):
-            raise InvalidInputError(
-                f"invalid tuned_model_id {_quote(tuned_model_id)}: it must match "
-                "[a-z]([a-z0-9-]{0,38}[a-z0-9])? (lowercase letters, digits and hyphens, at most 40)"
-            )
+        if tuned_model_id is not None:
+            tuned_model_id = validation.tuned_model_id(tuned_model_id)
         return self._call(
             "POST",
             f"/{version}/tunedModels",
@@ -294,7 +266,7 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _TUNED_MODEL_VERSIONS, "tunedModels.get")
-        return self._call("GET", f"/{version}/{self._tuned_model_name(name)}")
+        return self._call("GET", f"/{version}/{validation.tuned_model_name(name)}")
 
     def list_tuned_models(
         self, *, page_size: int | None = None, filter: str | None = None, api_version: str | None = None
@@ -306,7 +278,7 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _TUNED_MODEL_VERSIONS, "tunedModels.list")
-        _check_page_size(page_size)
+        page_size = validation.page_size(page_size)
         if filter is not None and version != "v1beta":
             raise InvalidInputError(f"tunedModels.list filter is only available in v1beta, not {version}")
         return self._paginate(
@@ -329,7 +301,7 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _TUNED_MODEL_VERSIONS, "tunedModels.patch")
-        path = f"/{version}/{self._tuned_model_name(name)}"
+        path = f"/{version}/{validation.tuned_model_name(name)}"
         body = self._mapping(tuned_model, "tuned_model")
         mask = self._update_mask(update_mask)
         if mask is None and version == "v1beta3":
@@ -343,7 +315,7 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _TUNED_MODEL_VERSIONS, "tunedModels.delete")
-        return self._call("DELETE", f"/{version}/{self._tuned_model_name(name)}")
+        return self._call("DELETE", f"/{version}/{validation.tuned_model_name(name)}")
 
     # --- operations ------------------------------------------------------------------------------
 
@@ -354,7 +326,7 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1``, ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _ALL_VERSIONS, "operations.get")
-        op = self._full_name(name, _OPERATION_RE, "tunedModels/<id>/operations/<operation>")
+        op = validation.operation_name(name)
         return self._call("GET", f"/{version}/{op}")
 
     def list_operations(
@@ -373,8 +345,8 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1``, ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _ALL_VERSIONS, "operations.list")
-        _check_page_size(page_size)
-        path = f"/{version}/{self._tuned_model_name(tuned_model)}/operations"
+        page_size = validation.page_size(page_size)
+        path = f"/{version}/{validation.tuned_model_name(tuned_model)}/operations"
         return self._paginate(path, "operations", {"pageSize": page_size, "filter": filter})
 
     def cancel_operation(self, name: str) -> dict[str, Any]:
@@ -382,7 +354,7 @@ class GenerativeLanguageHook(BaseHook):
 
         :param name: ``tunedModels/<id>/operations/<op>``.
         """
-        op = self._full_name(name, _OPERATION_RE, "tunedModels/<id>/operations/<operation>")
+        op = validation.operation_name(name)
         return self._call("POST", f"/v1/{op}:cancel", body={})
 
     # --- generation ------------------------------------------------------------------------------
@@ -408,7 +380,7 @@ class GenerativeLanguageHook(BaseHook):
         :return: the GenerateContentResponse.
         """
         version = self._version(api_version, _GENERATE_CONTENT_VERSIONS, "generateContent")
-        path = f"/{version}/{self._model_name(model)}:generateContent"
+        path = f"/{version}/{validation.model_name(model)}:generateContent"
         if isinstance(contents, str):
             if not contents.strip():
                 raise InvalidInputError("contents is an empty string")
@@ -461,7 +433,7 @@ class GenerativeLanguageHook(BaseHook):
         :return: the GenerateTextResponse.
         """
         version = self._version(api_version, _GENERATE_TEXT_VERSIONS, "generateText")
-        path = f"/{version}/{self._model_name(model)}:generateText"
+        path = f"/{version}/{validation.model_name(model)}:generateText"
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidInputError("prompt must be a non-empty string")
         body: dict[str, Any] = {"prompt": {"text": prompt}}
@@ -497,7 +469,7 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1``, ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _ALL_VERSIONS, "models.list")
-        _check_page_size(page_size)
+        page_size = validation.page_size(page_size)
         return self._paginate(f"/{version}/models", "models", {"pageSize": page_size})
 
     def get_model(self, name: str, *, api_version: str | None = None) -> dict[str, Any]:
@@ -507,7 +479,7 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1``, ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _ALL_VERSIONS, "models.get")
-        return self._call("GET", f"/{version}/{self._model_name(name, tuned=False)}")
+        return self._call("GET", f"/{version}/{validation.model_name(name, allow_tuned=False)}")
 
     # --- permissions -----------------------------------------------------------------------------
 
@@ -521,7 +493,7 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _TUNED_MODEL_VERSIONS, "permissions.create")
-        path = f"/{version}/{self._tuned_model_name(tuned_model)}/permissions"
+        path = f"/{version}/{validation.tuned_model_name(tuned_model)}/permissions"
         return self._call("POST", path, body=self._mapping(permission, "permission"))
 
     def list_permissions(
@@ -534,8 +506,8 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _TUNED_MODEL_VERSIONS, "permissions.list")
-        _check_page_size(page_size)
-        path = f"/{version}/{self._tuned_model_name(tuned_model)}/permissions"
+        page_size = validation.page_size(page_size)
+        path = f"/{version}/{validation.tuned_model_name(tuned_model)}/permissions"
         return self._paginate(path, "permissions", {"pageSize": page_size})
 
     def delete_permission(self, name: str, *, api_version: str | None = None) -> dict[str, Any]:
@@ -545,7 +517,7 @@ class GenerativeLanguageHook(BaseHook):
         :param api_version: ``v1beta`` or ``v1beta3``.
         """
         version = self._version(api_version, _TUNED_MODEL_VERSIONS, "permissions.delete")
-        perm = self._full_name(name, _PERMISSION_RE, "tunedModels/<id>/permissions/<permission>")
+        perm = validation.permission_name(name)
         return self._call("DELETE", f"/{version}/{perm}")
 
     def transfer_ownership(
@@ -560,7 +532,7 @@ class GenerativeLanguageHook(BaseHook):
         version = self._version(api_version, _TUNED_MODEL_VERSIONS, "tunedModels.transferOwnership")
         if not isinstance(email_address, str) or "@" not in email_address:
             raise InvalidInputError(f"email_address {_quote(email_address)} is not an email address")
-        path = f"/{version}/{self._tuned_model_name(tuned_model)}:transferOwnership"
+        path = f"/{version}/{validation.tuned_model_name(tuned_model)}:transferOwnership"
         return self._call("POST", path, body={"emailAddress": email_address.strip()})
 
     # --- Airflow integration ---------------------------------------------------------------------
@@ -579,37 +551,3 @@ class GenerativeLanguageHook(BaseHook):
         return True, (
             f"Connection to {self.settings.base_url} ({version}, {self.settings.auth_type}) works{first}"
         )
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra connection form fields for Airflow 3.0/3.1 (3.2+ reads ``conn-fields``)."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, StringField
-
-        from airflow_provider_tuning.get_provider_info import CONN_FIELDS
-
-        widgets: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
-            schema = spec["schema"]
-            secret = schema.get("format") == "password"
-            field_class = PasswordField if secret else StringField
-            widget = BS3PasswordFieldWidget() if secret else BS3TextFieldWidget()
-            widgets[name] = field_class(
-                lazy_gettext(spec["label"]),
-                widget=widget,
-                description=spec.get("description"),
-                default=schema.get("default"),
-            )
-        return widgets
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden, relabeled and placeholder fields of the connection form (Airflow 3.0/3.1)."""
-        from airflow_provider_tuning.get_provider_info import UI_FIELD_BEHAVIOUR
-
-        return {
-            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
-            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
-            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
-        }

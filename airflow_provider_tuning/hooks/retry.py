@@ -13,15 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-"""HTTP statuses worth retrying: request timeout, quota (429) and transient server errors."""
+"""The HTTP statuses a service names as transient: request timeout, quota (429), server errors."""
+#: 5xx answers that are final: the server does not implement the method, or the HTTP version.
+FINAL_SERVER_STATUS = frozenset({501, 505})
 
 
 def is_retryable_status(status: int) -> bool:
-    """Return whether a response with this HTTP status may be retried.
+    """Return whether a response with this HTTP status is transient (the one rule, sync and async).
+
+    408, 429 and every 5xx but 501 and 505 (a proxy's 520-599 included).
 
     :param status: HTTP status code.
     """
-    return status in RETRYABLE_STATUS
+    return status in RETRYABLE_STATUS or (500 <= status < 600 and status not in FINAL_SERVER_STATUS)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -41,7 +41,7 @@ from airflow_provider_tuning.exceptions import (
     UnauthenticatedError,
     UnexpectedResponseError,
 )
-from airflow_provider_tuning.operators._ratelimit import RateLimiterAbortedError, SlidingWindowRateLimiter
+from airflow_provider_tuning.hooks.ratelimit import RateLimiterAbortedError, SlidingWindowRateLimiter
 from airflow_provider_tuning.operators.evaluation import METRICS, format_table, match_flags, score
 
 if TYPE_CHECKING:
@@ -532,20 +532,22 @@ class BaseGenerateOperator(BaseOperator):
     # -- execution ----------------------------------------------------------------------------------------
 
     def get_hook(self) -> GenerativeLanguageHook:
-        """The one hook every call of this task goes through."""
+        """The one hook every call of this task goes through: its pool holds ``concurrency``
+        connections and its requests (retries included) pass this run's rate limiter, if any."""
         from airflow_provider_tuning.hooks.generative_language import GenerativeLanguageHook
 
-        return GenerativeLanguageHook(conn_id=self.conn_id, api_version=self.api_version)
+        return GenerativeLanguageHook(
+            conn_id=self.conn_id,
+            api_version=self.api_version,
+            pool_size=self.concurrency,
+            rate_limiter=self._limiter,
+        )
 
     def make_limiter(self) -> SlidingWindowRateLimiter | None:
         """The limiter of ``requests_per_minute`` (one per task run), or ``None`` without a limit."""
         if not self.requests_per_minute:
             return None
         return SlidingWindowRateLimiter(int(self.requests_per_minute), 60.0, margin=RATE_LIMIT_MARGIN)
-
-    def prepare_hook(self, hook: GenerativeLanguageHook, limiter: SlidingWindowRateLimiter | None) -> None:
-        """Size the hook's connection pool for ``concurrency`` and install the rate limiter, if any."""
-        _configure_session(hook, pool_size=self.concurrency, limiter=limiter)
 
     def execute(self, context: Context) -> dict[str, Any]:
         # 1. Everything that can be checked without the network, in order.
@@ -565,7 +567,6 @@ class BaseGenerateOperator(BaseOperator):
         self._limiter = self.make_limiter()
         hook = self.get_hook()
         try:
-            self.prepare_hook(hook, self._limiter)
             if self.check_model_state:
                 self._check_model_ready(hook)
             self.log.info(
@@ -799,20 +800,6 @@ class BaseGenerateOperator(BaseOperator):
 
 class _Cancelled(Exception):
     """A queued call skipped because the batch already failed."""
-
-
-def _configure_session(hook: Any, *, pool_size: int, limiter: SlidingWindowRateLimiter | None) -> None:
-    """Size the pool of the hook's session for ``pool_size`` concurrent calls and install ``limiter``.
-
-    The hook exposes its pooled ``requests.Session`` through ``get_conn()``; one adapter that takes a
-    limiter slot before every send is mounted on it (so the hook's retries count against the limit).
-    """
-    get_conn = getattr(hook, "get_conn", None)
-    if get_conn is None:
-        raise TypeError(f"{type(hook).__name__} has no get_conn(): cannot size its connection pool")
-    from airflow_provider_tuning.operators._pool import configure_session
-
-    configure_session(get_conn(), pool_size=pool_size, limiter=limiter)
 
 
 class GenerateContentOperator(BaseGenerateOperator):

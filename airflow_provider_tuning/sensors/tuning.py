@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -14,10 +15,9 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_tuning.constants import DEFAULT_CONN_ID
+from airflow_provider_tuning.constants import DEFAULT_CONN_ID, DEFER_TIMEOUT_MARGIN
 from airflow_provider_tuning.exceptions import (
-    ApiConnectionError,
-    ApiError,
+    GenerativeLanguageError,
     InvalidInputError,
     TuningTimeoutError,
 )
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_tuning.hooks.generative_language import GenerativeLanguageHook
+    from airflow_provider_tuning.tuning_status import TuningStatus
+    from airflow_provider_tuning.waiting import WaitPolicy, WaitState
 
 
 class TunedModelSensor(BaseSensorOperator):
@@ -62,24 +64,17 @@ class TunedModelSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        from airflow_provider_tuning.validation import failure_budget
+
         if bool(tuned_model_name) == bool(operation_name):
             raise InvalidInputError("give exactly one of tuned_model_name or operation_name")
-        if (
-            not isinstance(max_consecutive_failures, int)
-            or isinstance(max_consecutive_failures, bool)
-            or max_consecutive_failures < 1
-        ):
-            raise InvalidInputError(
-                f"max_consecutive_failures must be an integer >= 1, got {max_consecutive_failures!r}"
-            )
         self.tuned_model_name = tuned_model_name
         self.operation_name = operation_name
         self.conn_id = conn_id
         self.api_version = api_version
         self.deferrable = deferrable
-        self.max_consecutive_failures = max_consecutive_failures
-        self._consecutive_failures = 0
-        self._last_line: str | None = None
+        self.max_consecutive_failures = failure_budget(max_consecutive_failures)
+        self._state: WaitState | None = None
 
     @cached_property
     def hook(self) -> GenerativeLanguageHook:
@@ -91,39 +86,72 @@ class TunedModelSensor(BaseSensorOperator):
     @property
     def target(self) -> str:
         """The (rendered) name polled: the operation if given, else the tuned model."""
-        from airflow_provider_tuning.tuning_status import normalize_tuning_name
+        from airflow_provider_tuning.validation import tuning_name
 
-        return normalize_tuning_name(self.operation_name or self.tuned_model_name)
+        return tuning_name(self.operation_name or self.tuned_model_name)
+
+    @cached_property
+    def policy(self) -> WaitPolicy:
+        """The shared wait policy: the failure budget and the backoff after a failed poll.
+
+        The sensor's own ``poke_interval`` and ``timeout`` pace the pokes, as for any sensor.
+        """
+        from airflow_provider_tuning.waiting import WaitPolicy
+
+        return WaitPolicy(
+            poll_interval=self.poke_interval, max_consecutive_failures=self.max_consecutive_failures
+        )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """Poll once: done -> the status as XCom; FAILED -> TuningFailedError; else False."""
-        from airflow_provider_tuning.waiting import check_tuning, is_transient, raise_for_failure
+        """Poll once: done -> the status as XCom; FAILED -> TuningFailedError; else False.
 
-        try:
-            status = check_tuning(self.hook, self.target, api_version=self.api_version)
-        except (ApiError, ApiConnectionError) as err:
-            if not is_transient(err):
-                raise
-            self._consecutive_failures += 1
-            if self._consecutive_failures >= self.max_consecutive_failures:
-                raise
-            self.log.warning(
-                "Failed poll %d/%d of %s: %s",
-                self._consecutive_failures,
-                self.max_consecutive_failures,
-                self.target,
-                err,
-            )
-            return False
-        self._consecutive_failures = 0
-        line = status.progress_line()
-        if line != self._last_line:  # in poke mode, log progress only when it changes
-            self.log.info("%s: %s", status.tuned_model or self.target, line)
-            self._last_line = line
-        if not status.done:
-            return False
-        raise_for_failure(self.hook, status)
-        return PokeReturnValue(is_done=True, xcom_value=status.to_dict())
+        A transient failure counts against ``max_consecutive_failures``. In ``poke`` mode the
+        count lives on the sensor across pokes; a rescheduled poke is a new process that keeps
+        nothing, so in ``reschedule`` mode a failed poll is repeated within the same poke (with
+        the policy's backoff) until it succeeds or the budget runs out.
+        """
+        from airflow_provider_tuning.waiting import Done, GiveUp, Sleep, WaitState, check_tuning
+
+        if self._state is None:
+            self._state = WaitState()
+        state = self._state
+        while True:
+            try:
+                status = check_tuning(self.hook, self.target, api_version=self.api_version, state=state)
+            except GenerativeLanguageError as err:
+                decision = self.policy.after_error(state, err, time.time())
+                if isinstance(decision, GiveUp):
+                    raise decision.error from None
+                assert isinstance(decision, Sleep)
+                self.log.warning(
+                    "Failed poll %d/%d of %s: %s",
+                    state.failures,
+                    self.max_consecutive_failures,
+                    self.target,
+                    err,
+                )
+                if not self.reschedule:
+                    return False
+                time.sleep(decision.seconds)
+                continue
+            line = self.policy.progress(state, status)
+            if line is not None:
+                self.log.info("%s: %s", status.tuned_model or self.target, line)
+            if not isinstance(self.policy.after_status(state, status, time.time()), Done):
+                return False
+            return PokeReturnValue(is_done=True, xcom_value=self._final(status))
+
+    def _final(self, status: TuningStatus) -> dict[str, Any]:
+        """Raise the failure of a failed job; return a finished job's full status (with snapshots)."""
+        from airflow_provider_tuning.backends import get_backend
+        from airflow_provider_tuning.waiting import explain_failure
+
+        backend = get_backend("gemini")
+        if status.failed:
+            explain_failure(status, backend, self.hook.call).raise_for_failure()
+        version = self.api_version or self.hook.default_api_version()
+        full = self.hook.call(backend.poll_call(self.target, api_version=version, partial=False))
+        return backend.parse(self.target, full).to_dict()
 
     def execute(self, context: Context) -> Any:
         """Poke / reschedule as usual, or check once and defer to the trigger."""
@@ -144,10 +172,11 @@ class TunedModelSensor(BaseSensorOperator):
                 max_consecutive_failures=self.max_consecutive_failures,
             ),
             method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + DEFER_TIMEOUT_MARGIN),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Validate the trigger's event: success -> the status as plain JSON, anything else raises.
+        """Validate the trigger's event: success -> the full final status as plain JSON, else raise.
 
         :raises TuningFailedError: the tuning FAILED (``TuningCancelledError`` when cancelled).
         :raises AirflowSensorTimeout: the deadline passed (so ``soft_fail`` applies as for any sensor).
@@ -160,4 +189,4 @@ class TunedModelSensor(BaseSensorOperator):
         except TuningTimeoutError as err:
             raise AirflowSensorTimeout(str(err)) from err
         self.log.info("%s is %s: %s", status.tuned_model, status.state, status.progress_line())
-        return status.to_dict()
+        return self._final(status)

@@ -20,7 +20,7 @@ from airflow_provider_tuning.exceptions import (
     InvalidInputError,
     ServerError,
 )
-from airflow_provider_tuning.operators._ratelimit import SlidingWindowRateLimiter
+from airflow_provider_tuning.hooks.ratelimit import SlidingWindowRateLimiter
 from airflow_provider_tuning.operators.generate import GenerateContentOperator, GenerateTextOperator
 from tuning_api_emulator import Emulator
 

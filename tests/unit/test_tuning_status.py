@@ -19,10 +19,10 @@ from airflow_provider_tuning.exceptions import (
 )
 from airflow_provider_tuning.tuning_status import (
     TuningStatus,
-    normalize_tuning_name,
     status_from_event,
     strip_training_data,
 )
+from airflow_provider_tuning.validation import tuning_name as normalize_tuning_name
 
 MODEL = "tunedModels/number-generator-model-dzlmi0gswwqb"
 OP = f"{MODEL}/operations/bvl8dymw0fhw"
@@ -282,7 +282,7 @@ def test_success_event_for_unfinished_or_failed_job_is_rejected():
         status_from_event({"status": "success", "operation": RUNNING})
     with pytest.raises(TuningFailedError):
         status_from_event({"status": "success", "model": {"name": MODEL, "state": "FAILED"}})
-    with pytest.raises(GenerativeLanguageError, match="without operation or model"):
+    with pytest.raises(GenerativeLanguageError, match="without a summary"):
         status_from_event({"status": "success"})
 
 

@@ -164,7 +164,8 @@ def test_transient_failures_then_success(api, hook, caplog):
     assert "429" in warnings[1]
     assert "not JSON" in warnings[2]
     assert len(delays) == 3
-    assert all(0 < d <= 0.02 for d in delays)
+    assert all(0 < d <= 0.02 for d in (delays[0], delays[2]))
+    assert delays[1] == 0  # the 429's Retry-After: 0 is honoured
 
 
 def test_n_consecutive_failures_raise_the_last_error(api, hook):
@@ -183,14 +184,19 @@ def test_only_consecutive_failures_count(api, hook):
         wait_for_tuning(hook, OP, max_consecutive_failures=2, **FAST)
 
 
-def test_the_hook_retries_count_as_one_failed_poll(api, monkeypatch):
+def test_a_poll_is_one_attempt_whatever_the_hooks_retry_policy(api, monkeypatch):
+    """The failure budget counts requests, as in the trigger: the hook's in-call retries are off."""
     set_connection(monkeypatch, CONN_ID, api_key_connection(CONN_ID, api.url))
     api.script(OP_PATH, *[error(503, "UNAVAILABLE", "unavailable")] * 3, operation(38, done=True))
     retrying = GenerativeLanguageHook(
-        CONN_ID, retry=RetryPolicy(max_attempts=2, initial_delay=0.01, max_delay=0.01)
+        CONN_ID, retry=RetryPolicy(max_attempts=5, initial_delay=0.01, max_delay=0.01)
     )
-    assert wait_for_tuning(retrying, OP, max_consecutive_failures=2, **FAST).succeeded
-    assert len(api.seen(OP_PATH)) == 4  # poll 1: 503, 503 (hook retry); poll 2: 503, done
+    with pytest.raises(ServerError):
+        wait_for_tuning(retrying, OP, max_consecutive_failures=2, **FAST)
+    assert len(api.seen(OP_PATH)) == 2
+    api.script(OP_PATH, *[error(503, "UNAVAILABLE", "unavailable")] * 3, operation(38, done=True))
+    assert wait_for_tuning(retrying, OP, max_consecutive_failures=4, **FAST).succeeded
+    assert len(api.seen(OP_PATH)) == 2 + 4
 
 
 def test_404_is_raised_at_once(api, hook):

@@ -167,11 +167,21 @@ def test_html_error_page_becomes_an_error_with_a_snippet(hook, api_server):
     ],
 )
 def test_a_200_that_is_not_a_json_object_is_unexpected(hook, api_server, reply, fragment):
-    api_server.replies.append(reply)
+    """Transient by the one rule (a proxy's page, a cut body): a GET repeats it, then raises."""
+    api_server.replies.extend([reply] * hook.retry.max_attempts)
     with pytest.raises(UnexpectedResponseError) as info:
         hook.get_tuned_model("m1")
     assert fragment in str(info.value)
     assert info.value.request == "GET /v1beta/tunedModels/m1"
+    assert len(api_server.requests) == hook.retry.max_attempts
+
+
+def test_a_malformed_200_to_a_create_without_an_id_is_not_repeated(hook, api_server):
+    """The create may have been committed: repeating it could make a second model."""
+    api_server.replies.append(Reply(200, "<html>proxy</html>"))
+    with pytest.raises(UnexpectedResponseError):
+        hook.create_tuned_model({"baseModel": "models/x"})
+    assert len(api_server.requests) == 1
 
 
 def test_empty_success_body_is_an_empty_dict(hook, api_server):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import types
 
 import pytest
 
@@ -91,7 +90,7 @@ def test_create_sends_the_tuned_model_as_body_and_the_id_as_query(hook, api_serv
 
 @pytest.mark.parametrize("bad_id", ["My-Model", "1abc", "a" * 41, "ends-with-", "has_underscore", ""])
 def test_invalid_tuned_model_id_is_rejected_before_any_request(hook, api_server, bad_id):
-    with pytest.raises(InvalidInputError, match="invalid tuned_model_id"):
+    with pytest.raises(InvalidInputError, match="tuned_model_id"):
         hook.create_tuned_model({"baseModel": "models/x"}, bad_id)
     assert api_server.requests == []
 
@@ -272,12 +271,12 @@ def test_hook_rejects_an_unknown_api_version_and_bad_timeout():
 @pytest.mark.parametrize(
     ("call", "fragment"),
     [
-        (lambda h: h.get_tuned_model("a/b"), "invalid tuned model name 'a/b'"),
-        (lambda h: h.get_tuned_model("../admin"), "invalid tuned model name"),
-        (lambda h: h.get_tuned_model("m?key=1"), "invalid tuned model name"),
-        (lambda h: h.get_tuned_model(""), "invalid tuned model name"),
-        (lambda h: h.get_model("tunedModels/m"), "invalid model name"),
-        (lambda h: h.generate_content("corpora/x", "hi"), "invalid model name"),
+        (lambda h: h.get_tuned_model("a/b"), "must be 'tunedModels/<id>' or '<id>', got 'a/b'"),
+        (lambda h: h.get_tuned_model("../admin"), "must be 'tunedModels/<id>' or '<id>'"),
+        (lambda h: h.get_tuned_model("m?key=1"), "must be 'tunedModels/<id>' or '<id>'"),
+        (lambda h: h.get_tuned_model(""), "must be a non-empty string"),
+        (lambda h: h.get_model("tunedModels/m"), "model must be 'models/<id>' or '<id>'"),
+        (lambda h: h.generate_content("corpora/x", "hi"), "model must be 'models/<id>', 'tunedModels/<id>'"),
         (lambda h: h.get_operation("tunedModels/m"), "tunedModels/<id>/operations/<operation>"),
         (lambda h: h.delete_permission("p1"), "tunedModels/<id>/permissions/<permission>"),
         (lambda h: h.transfer_ownership("m", "nobody"), "is not an email address"),
@@ -351,51 +350,12 @@ def test_airflow_connection_test_reaches_the_hook(api_server, api_key, monkeypat
     assert only_request(api_server).headers["x-goog-api-key"] == api_key
 
 
-def test_ui_field_behaviour_matches_the_provider_info():
-    behaviour = GenerativeLanguageHook.get_ui_field_behaviour()
-    assert behaviour["hidden_fields"] == ["schema", "login", "port"]
-    assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
-    assert behaviour["placeholders"] == UI_FIELD_BEHAVIOUR["placeholders"]
-
-
-def test_connection_form_widgets_for_airflow_3_0(monkeypatch):
-    """wtforms / flask-appbuilder are not installed with Airflow 3.3: stand-ins record the calls."""
-
-    class Field:
-        def __init__(self, label, widget=None, description=None, default=None):
-            self.label, self.widget, self.description, self.default = label, widget, description, default
-
-    class PasswordField(Field):
-        pass
-
-    class StringField(Field):
-        pass
-
-    class TextWidget:
-        pass
-
-    class PasswordWidget:
-        pass
-
-    stubs = {
-        "wtforms": types.SimpleNamespace(PasswordField=PasswordField, StringField=StringField),
-        "flask_babel": types.SimpleNamespace(lazy_gettext=lambda text: f"i18n:{text}"),
-        "flask_appbuilder": types.SimpleNamespace(),
-        "flask_appbuilder.fieldwidgets": types.SimpleNamespace(
-            BS3TextFieldWidget=TextWidget, BS3PasswordFieldWidget=PasswordWidget
-        ),
-    }
-    import sys
-
-    for name, module in stubs.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    widgets = GenerativeLanguageHook.get_connection_form_widgets()
-    assert set(widgets) == set(CONN_FIELDS)
-    assert isinstance(widgets["keyfile_dict"], PasswordField)
-    assert isinstance(widgets["keyfile_dict"].widget, PasswordWidget)
-    assert isinstance(widgets["key_path"], StringField)
-    assert widgets["api_version"].default == "v1beta"
-    assert widgets["scopes"].label == "i18n:Scopes"
+def test_the_form_comes_from_the_provider_info_only():
+    """Airflow >= 3.2 reads conn-fields and ui-field-behaviour; the < 3.2 hook methods are gone."""
+    assert "get_connection_form_widgets" not in vars(GenerativeLanguageHook)
+    assert "get_ui_field_behaviour" not in vars(GenerativeLanguageHook)
+    assert UI_FIELD_BEHAVIOUR["hidden-fields"] == ["schema", "login", "port"]
+    assert set(CONN_FIELDS) >= {"keyfile_dict", "key_path", "api_version", "scopes"}
 
 
 def test_repr_of_hook_has_no_secret(hook, api_key):

@@ -19,9 +19,9 @@ NOW = 1_700_000_000.0
 
 def test_retryable_statuses_are_exactly_the_transient_ones():
     assert frozenset({408, 429, 500, 502, 503, 504}) == RETRYABLE_STATUS
-    for status in (400, 401, 403, 404, 409, 412, 501):
+    for status in (301, 307, 400, 401, 403, 404, 409, 412, 501, 505):
         assert not is_retryable_status(status)
-    for status in RETRYABLE_STATUS:
+    for status in (*RETRYABLE_STATUS, 507, 520, 599):
         assert is_retryable_status(status)
 
 

@@ -18,7 +18,7 @@ from airflow_provider_tuning.exceptions import (
     TrainingDataError,
     TuningFailedError,
 )
-from airflow_provider_tuning.operators._pool import RateLimitedHTTPAdapter
+from airflow_provider_tuning.hooks._http import RateLimitedHTTPAdapter
 from airflow_provider_tuning.operators.generate import (
     GenerateContentOperator,
     GenerateTextOperator,
@@ -668,11 +668,23 @@ def test_importing_the_module_loads_no_http_or_auth_library():
     assert result.stdout.strip().splitlines()[-1] == "LOADED="
 
 
-def test_the_pool_is_sized_for_the_concurrency_and_the_limiter_is_mounted():
-    op, hook = make(prompts="1", requests_per_minute=30, concurrency=16)
-    op.execute({})
+def _real_hook(monkeypatch, **kwargs):
+    """The operator's own hook (not the fake), on a connection that is never called."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT",
+        json.dumps(
+            {"conn_type": "generative_language", "host": "http://127.0.0.1:9", "password": "k-123456"}
+        ),
+    )
+    op = GenerateContentOperator(task_id="generate", model="tunedModels/m", prompts="1", **kwargs)
+    op._limiter = op.make_limiter()
+    return op.get_hook()
+
+
+def test_the_hook_owns_a_pool_sized_for_the_concurrency_and_the_limiter(monkeypatch):
+    hook = _real_hook(monkeypatch, requests_per_minute=30, concurrency=16)
     for url in ("https://generativelanguage.googleapis.com/v1beta/x", "http://127.0.0.1:8085/v1beta/x"):
-        adapter = hook.session.get_adapter(url)
+        adapter = hook.get_conn().get_adapter(url)
         assert isinstance(adapter, RateLimitedHTTPAdapter)
         assert adapter._pool_maxsize == 16
         assert adapter.limiter.max_calls == 30
@@ -680,9 +692,8 @@ def test_the_pool_is_sized_for_the_concurrency_and_the_limiter_is_mounted():
         assert adapter.max_retries.total == 0  # the hook retries, not urllib3
 
 
-def test_the_pool_never_shrinks_below_the_sessions_default():
-    op, hook = make(prompts="1", concurrency=2)
-    op.execute({})
-    adapter = hook.session.get_adapter("https://x")
-    assert adapter._pool_maxsize == requests.adapters.DEFAULT_POOLSIZE
+def test_without_a_rate_limit_the_hook_has_no_limiter(monkeypatch):
+    hook = _real_hook(monkeypatch, concurrency=2)
+    adapter = hook.get_conn().get_adapter("https://x")
+    assert adapter._pool_maxsize == 2
     assert adapter.limiter is None

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from airflow_provider_tuning.operators._ratelimit import RateLimiterAbortedError, SlidingWindowRateLimiter
+from airflow_provider_tuning.hooks.ratelimit import RateLimiterAbortedError, SlidingWindowRateLimiter
 
 
 class FakeClock:

@@ -159,6 +159,18 @@ class FakeHook:
             self._finish(model_name)
         return copy.deepcopy(self.operations[model_name])
 
+    # what the shared wait sends (an ApiCall), dispatched to the methods above
+    def default_api_version(self):
+        return self.settings.api_version
+
+    def call(self, api_call, *, retry=None):
+        path = api_call.path.split("/", 2)[2]
+        if path.endswith("/operations"):
+            return {"operations": list(self.list_operations(path.removesuffix("/operations")))}
+        if "/operations/" in path:
+            return self.get_operation(path)
+        return self.get_tuned_model(path)
+
 
 class FakeTI:
     def __init__(self, try_number: int = 1, map_index: int = -1, run_id: str = "manual__2024-05-01"):

@@ -117,7 +117,10 @@ def test_poke_mode_execute_returns_the_status(api):
     assert result["state"] == "ACTIVE"
     assert result["tuned_model"] == MODEL
     assert result["snapshots"][-1]["step"] == 38
-    assert len(api.seen(OP_PATH)) == 3
+    polls = api.seen(OP_PATH)
+    assert len(polls) == 4  # three partial polls, then one full read for the snapshots
+    assert all("fields=" in seen.query for seen in polls[:3])
+    assert "fields=" not in polls[3].query
 
 
 def test_poke_mode_execute_fails_on_failed(api):

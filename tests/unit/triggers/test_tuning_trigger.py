@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import time
@@ -26,7 +27,7 @@ from tuning_loopback import (
 )
 
 from airflow_provider_tuning.exceptions import InvalidInputError
-from airflow_provider_tuning.triggers import tuning as trigger_module
+from airflow_provider_tuning.hooks import async_hook as async_hook_module
 from airflow_provider_tuning.triggers.tuning import TuningOperationTrigger
 
 FAST = {"poll_interval": 0.01, "retry_initial_delay": 0.01, "retry_max_delay": 0.05}
@@ -78,9 +79,11 @@ async def test_success_logs_progress_only_when_it_changes(api: ScriptedApi, conn
     event = events[0]
     assert event["status"] == "success"
     assert event["tuned_model"] == MODEL
-    assert event["state"] == "ACTIVE"
-    assert event["operation"] == operation(38, done=True)
+    assert event["summary"]["state"] == "ACTIVE"
+    assert (event["summary"]["completed_steps"], event["summary"]["total_steps"]) == (38, 38)
+    assert event["summary"]["operation"] == OP
     assert json.loads(json.dumps(event)) == event  # plain JSON
+    assert "snapshots" not in json.dumps(event)
     assert len(api.seen(OP_PATH)) == 7
     assert progress_lines(logs) == [
         "0% step 0/38",
@@ -90,7 +93,7 @@ async def test_success_logs_progress_only_when_it_changes(api: ScriptedApi, conn
     ]
     # The key travels only in its header: never in the URL, a log line or the event.
     assert {r.headers.get("x-goog-api-key") for r in api.seen(OP_PATH)} == {API_KEY}
-    assert all(r.query == "" for r in api.seen(OP_PATH))
+    assert all(r.query.startswith("fields=") and "key" not in r.query for r in api.seen(OP_PATH))
     assert API_KEY not in json.dumps(event)
     assert not any(API_KEY in m for m in messages(logs))
 
@@ -104,7 +107,7 @@ async def test_success_event_never_carries_training_data(api: ScriptedApi, conn_
     [event] = await run_trigger(TuningOperationTrigger(conn_id=conn_id, name=OP, **FAST))
     assert event["status"] == "success"
     assert "trainingData" not in json.dumps(event)
-    assert event["operation"]["response"]["tuningTask"]["hyperparameters"]["epochCount"] == 5
+    assert "examples" not in json.dumps(event)
 
 
 async def test_failed_operation_yields_the_api_message(api: ScriptedApi, conn_id: str):
@@ -116,7 +119,7 @@ async def test_failed_operation_yields_the_api_message(api: ScriptedApi, conn_id
     assert event["status"] == "failed"
     assert (event["message"], event["code"], event["state"]) == (message, 13, "FAILED")
     assert event["tuned_model"] == MODEL
-    assert event["operation"]["error"]["message"] == message
+    assert event["summary"]["error"] == {"code": 13, "message": message}
 
 
 async def test_cancelled_operation(api: ScriptedApi, conn_id: str):
@@ -130,8 +133,9 @@ async def test_model_only_flow_creating_then_active(api: ScriptedApi, conn_id: s
     with structlog.testing.capture_logs() as logs:
         [event] = await run_trigger(TuningOperationTrigger(conn_id=conn_id, name=MODEL, **FAST))
     assert event["status"] == "success"
-    assert event["model"] == tuned_model("ACTIVE", 38)
-    assert "operation" not in event
+    assert event["summary"]["state"] == "ACTIVE"
+    assert event["summary"]["tuned_model"] == MODEL
+    assert event["summary"]["operation"] is None
     assert progress_lines(logs) == ["CREATING", "step 7 epoch 0 loss 2", "step 38 epoch 5 loss 0.41 ACTIVE"]
 
 
@@ -152,7 +156,7 @@ async def test_model_only_flow_failed_reads_the_error_of_its_operation(api: Scri
     [event] = await run_trigger(TuningOperationTrigger(conn_id=conn_id, name=MODEL, **FAST))
     assert (event["status"], event["state"]) == ("failed", "FAILED")
     assert (event["message"], event["code"]) == (message, 3)
-    assert event["model"]["state"] == "FAILED"
+    assert event["summary"]["state"] == "FAILED"
 
 
 async def test_model_only_flow_failed_without_operations_still_fails(api: ScriptedApi, conn_id: str):
@@ -349,12 +353,13 @@ async def test_403_is_not_retried(api: ScriptedApi, conn_id: str):
     assert len(api.seen(MODEL_PATH)) == 1
 
 
-async def test_401_refreshes_credentials_once_then_fails(api: ScriptedApi, conn_id: str):
+async def test_401_to_an_api_key_is_final(api: ScriptedApi, conn_id: str):
+    """An API key cannot be refreshed (as in the sync hook): the 401 ends the wait at once."""
     api.script(OP_PATH, error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."))
     [event] = await run_trigger(TuningOperationTrigger(conn_id=conn_id, name=OP, **FAST))
     assert (event["status"], event["http_status"]) == ("failed", 401)
     assert event["message"] == "Request had invalid authentication credentials."
-    assert len(api.seen(OP_PATH)) == 2
+    assert len(api.seen(OP_PATH)) == 1
 
 
 async def test_missing_connection_yields_an_error_event(monkeypatch: pytest.MonkeyPatch):
@@ -402,10 +407,10 @@ def test_serialize_round_trips_and_holds_no_secret():
         "poll_interval": 12.0,
         "deadline": 1_900_000_000.5,
         "max_consecutive_failures": 7,
-        "operation_api_version": "v1",
         "request_timeout": 30.0,
         "retry_initial_delay": 0.5,
         "retry_max_delay": 9.0,
+        "backend": "gemini",
     }
     module, _, name = classpath.rpartition(".")
     again = getattr(importlib.import_module(module), name)(**kwargs)
@@ -424,7 +429,16 @@ def test_airflow_serializes_the_trigger_kwargs():
     ("kwargs", "fragment"),
     [
         ({"name": "models/gemini-1.0-pro"}, "neither a tuned model"),
-        ({"name": ""}, "name is required"),
+        ({"name": ""}, "name must be a non-empty string"),
+        ({"name": "tunedModels/x/operations/.."}, "neither a tuned model"),
+        ({"name": "tunedModels/x?alt=media"}, "neither a tuned model"),
+        ({"name": "tunedModels/x#frag"}, "neither a tuned model"),
+        ({"poll_interval": float("inf")}, "poll_interval must be a finite number"),
+        ({"poll_interval": float("nan")}, "poll_interval must be a finite number"),
+        ({"deadline": float("inf")}, "deadline must be a finite number"),
+        ({"retry_max_delay": float("inf")}, "retry_max_delay must be a finite number"),
+        ({"request_timeout": float("nan")}, "request_timeout must be a finite number"),
+        ({"backend": "palm"}, "unknown tuning backend"),
         ({"conn_id": ""}, "conn_id"),
         ({"poll_interval": -1}, "poll_interval"),
         ({"deadline": "tomorrow"}, "deadline"),
@@ -443,17 +457,33 @@ def test_bad_arguments_are_rejected(kwargs, fragment):
 # -- one shared session per (event loop, conn id) ---------------------------------------------------
 
 
-async def test_two_triggers_on_one_loop_share_one_session(api: ScriptedApi, conn_id: str):
+def record_sessions(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record every session the triggers' hooks lease."""
+    opened: list[Any] = []
+    real = async_hook_module.shared_session
+
+    @contextlib.asynccontextmanager
+    async def recording(conn_id: str, **kwargs: Any):
+        async with real(conn_id, **kwargs) as session:
+            opened.append(session)
+            yield session
+
+    monkeypatch.setattr(async_hook_module, "shared_session", recording)
+    return opened
+
+
+async def test_two_triggers_on_one_loop_share_one_session(api: ScriptedApi, conn_id: str, monkeypatch):
     api.script(OP_PATH, operation(1), operation(2), operation(3), operation(38, done=True))
     api.script(MODEL_PATH, tuned_model("CREATING"), tuned_model("CREATING"), tuned_model("ACTIVE", 38))
     first = TuningOperationTrigger(conn_id=conn_id, name=OP, **FAST)
     second = TuningOperationTrigger(conn_id=conn_id, name=MODEL, **FAST)
+    opened = record_sessions(monkeypatch)
     results = await asyncio.gather(run_trigger(first), run_trigger(second))
     assert [r[0]["status"] for r in results] == ["success", "success"]
-    assert first._session is not None
-    assert first._session is second._session
-    assert first._session.closed  # closed when its last user left
-    assert trigger_module._SESSIONS.get(asyncio.get_running_loop(), {}) == {}
+    sessions = {id(s) for s in opened}
+    assert len(sessions) == 1  # both triggers leased the same session
+    assert all(s.closed for s in opened)  # closed when its last user left
+    assert async_hook_module._SESSIONS.get(asyncio.get_running_loop(), {}) == {}
 
 
 async def test_other_connection_or_loop_gets_another_session(api: ScriptedApi, conn_id: str, monkeypatch):
@@ -461,14 +491,15 @@ async def test_other_connection_or_loop_gets_another_session(api: ScriptedApi, c
     api.script(OP_PATH, operation(1), operation(2), operation(38, done=True))
     first = TuningOperationTrigger(conn_id=conn_id, name=OP, **FAST)
     other = TuningOperationTrigger(conn_id="tuning_other", name=OP, **FAST)
+    opened = record_sessions(monkeypatch)
     await asyncio.gather(run_trigger(first), run_trigger(other))
-    assert first._session is not other._session
+    assert len({id(s) for s in opened}) == 2
 
     async def lease() -> Any:
-        async with trigger_module.shared_session(conn_id) as session:
+        async with async_hook_module.shared_session(conn_id) as session:
             return session
 
-    async with trigger_module.shared_session(conn_id) as here:
+    async with async_hook_module.shared_session(conn_id) as here:
         there = await asyncio.to_thread(asyncio.run, lease())
         assert here is not there
 
@@ -480,11 +511,11 @@ async def test_the_shared_session_holds_the_configured_number_of_connections(
     conn_id: str, monkeypatch: pytest.MonkeyPatch
 ):
     async def limit() -> int:
-        async with trigger_module.shared_session(conn_id) as session:
+        async with async_hook_module.shared_session(conn_id) as session:
             return session.connector.limit
 
     monkeypatch.delenv(LIMIT_VARIABLE, raising=False)
-    assert await limit() == trigger_module.DEFAULT_MAX_CONNECTIONS == 32
+    assert await limit() == async_hook_module.DEFAULT_MAX_CONNECTIONS == 256
     monkeypatch.setenv(LIMIT_VARIABLE, "128")
     assert await limit() == 128
 

@@ -1,0 +1,284 @@
+"""``GenerativeLanguageAsyncHook``: the async driver of the transport (aiohttp), for triggers.
+
+It sends what :mod:`.transport` prepares and decides, exactly as the sync hook does; only the I/O
+differs. Nothing here blocks the event loop: the connection is read with ``get_async_connection``;
+parsing it, building credentials and refreshing a token (blocking HTTP in google-auth) run in a
+worker thread; a large response is classified in a worker thread too. All hooks of one event loop
+that use the same connection share one ``aiohttp.ClientSession`` (one connection pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseHook, conf
+
+from airflow_provider_tuning.exceptions import ApiConnectionError, GenerativeLanguageError, InvalidInputError
+from airflow_provider_tuning.hooks.connection import CONN_TYPE, DEFAULT_API_VERSION, DEFAULT_CONN_ID
+from airflow_provider_tuning.hooks.retry import RetryPolicy
+from airflow_provider_tuning.hooks.transport import REAUTHENTICATE, Call, Retry, prepare_request
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from airflow_provider_tuning.backends import ApiCall
+    from airflow_provider_tuning.hooks.connection import ConnectionSettings
+    from airflow_provider_tuning.hooks.credentials import RequestAuth
+
+#: Default of ``[generative_language] trigger_max_connections``: open connections per shared session
+#: (one per event loop and conn id). 5,000 waits polled every 5 s are 1,000 polls a second; at
+#: 100 ms per poll that needs 100 connections in flight (BENCHMARKS.md, section 1).
+DEFAULT_MAX_CONNECTIONS = 256
+#: Responses larger than this are parsed in a worker thread, not on the event loop.
+LARGE_RESPONSE_BYTES = 64 * 1024
+CONNECT_TIMEOUT = 10.0
+
+# Modules imported lazily on the event loop by this hook or by Airflow's async connection lookup;
+# a first import there would block the loop, so they are imported in a worker thread.
+_LAZY_MODULES = (
+    "aiohttp",
+    "asgiref.sync",
+    "airflow.providers.common.compat.connection",
+    "airflow.sdk.execution_time.cache",
+    "airflow.sdk.execution_time.supervisor",
+    "airflow_provider_tuning.hooks.connection",
+    "airflow_provider_tuning.hooks.credentials",
+)
+
+
+def max_connections() -> int:
+    """Read ``[generative_language] trigger_max_connections`` (a positive integer).
+
+    :raises InvalidInputError: the option is set to something else.
+    """
+    raw = conf.get("generative_language", "trigger_max_connections", fallback=str(DEFAULT_MAX_CONNECTIONS))
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidInputError(
+            f"[generative_language] trigger_max_connections must be a positive integer, got {raw!r}"
+        )
+    return value
+
+
+def _import_dependencies() -> None:
+    """Import every module in :data:`_LAZY_MODULES` (run in a worker thread)."""
+    import importlib
+
+    for name in _LAZY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # e.g. another Airflow version without that module
+            continue
+
+
+async def _aiohttp() -> Any:
+    module = sys.modules.get("aiohttp")
+    if module is None:
+        await asyncio.to_thread(_import_dependencies)
+        module = sys.modules["aiohttp"]
+    return module
+
+
+# -- one shared aiohttp session per (event loop, conn id) ---------------------------------------------
+
+
+@dataclass
+class _SharedSession:
+    session: aiohttp.ClientSession
+    users: int = 0
+
+
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedSession]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@asynccontextmanager
+async def shared_session(conn_id: str, *, trust_env: bool = True) -> AsyncIterator[aiohttp.ClientSession]:
+    """Lease the ``aiohttp.ClientSession`` shared by every user of this event loop and ``conn_id``.
+
+    The session is created on first use and closed when its last user leaves.
+
+    :param conn_id: the Airflow connection id.
+    :param trust_env: honour proxy environment variables (set by the session's first user).
+    """
+    aiohttp = await _aiohttp()
+    per_loop = _SESSIONS.setdefault(asyncio.get_running_loop(), {})
+    entry = per_loop.get(conn_id)
+    if entry is None or entry.session.closed:
+        connector = aiohttp.TCPConnector(limit=max_connections())
+        session = aiohttp.ClientSession(
+            connector=connector, trust_env=trust_env, cookie_jar=aiohttp.DummyCookieJar()
+        )
+        entry = _SharedSession(session)
+        per_loop[conn_id] = entry
+    entry.users += 1
+    try:
+        yield entry.session
+    finally:
+        entry.users -= 1
+        if entry.users == 0:
+            if per_loop.get(conn_id) is entry:
+                del per_loop[conn_id]
+            await entry.session.close()
+
+
+def _describe(err: BaseException) -> str:
+    """A short description of an aiohttp error (its text names host and port, never a credential)."""
+    text = " ".join(str(err).split())[:200]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+class GenerativeLanguageAsyncHook(BaseHook):
+    """Async API calls on a ``generative_language`` connection (the shape of ``HttpAsyncHook``).
+
+    Use it as an async context manager: entering reads the connection and leases the shared
+    session; leaving returns it::
+
+        async with GenerativeLanguageAsyncHook(conn_id) as hook:
+            operation = await hook.call(ApiCall("GET", "/v1/tunedModels/x/operations/y"))
+
+    :param conn_id: the Airflow connection (type ``generative_language``).
+    :param retry: retry policy of each call (a wait passes a single-attempt policy per poll).
+    :param request_timeout: total seconds one HTTP request may take.
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Generative Language (tuning, async)"
+
+    def __init__(
+        self,
+        conn_id: str = DEFAULT_CONN_ID,
+        *,
+        retry: RetryPolicy | None = None,
+        request_timeout: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.retry = retry or RetryPolicy()
+        self.request_timeout = request_timeout
+        self.settings: ConnectionSettings | None = None
+        self.auth: RequestAuth | None = None
+        self._lease: Any = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(conn_id={self.conn_id!r})"
+
+    async def __aenter__(self) -> GenerativeLanguageAsyncHook:
+        await self.connect()
+        assert self.settings is not None
+        self._lease = shared_session(self.conn_id, trust_env=not self.settings.is_loopback)
+        self._session = await self._lease.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        lease, self._lease, self._session = self._lease, None, None
+        if lease is not None:
+            await lease.__aexit__(exc_type, exc, tb)
+
+    async def connect(self) -> None:
+        """Read the connection and build its credentials (once), without blocking the event loop."""
+        if self.settings is not None:
+            return
+        await asyncio.to_thread(_import_dependencies)
+        from airflow.providers.common.compat.connection import get_async_connection
+
+        from airflow_provider_tuning.hooks.connection import ConnectionSettings
+        from airflow_provider_tuning.hooks.credentials import build_request_auth
+
+        conn = await get_async_connection(self.conn_id)
+        # from_connection reads extra_dejson (which masks secrets with a blocking call) and the
+        # credentials may read a key file: both run in a worker thread.
+        settings = await asyncio.to_thread(ConnectionSettings.from_connection, conn)
+        self.auth = await asyncio.to_thread(build_request_auth, settings)
+        self.settings = settings
+
+    def default_api_version(self) -> str:
+        """The connection's API version (after :meth:`connect`)."""
+        return (self.settings.api_version if self.settings else None) or DEFAULT_API_VERSION
+
+    def scrub(self, text: str) -> str:
+        """Remove every known secret of this connection from ``text``.
+
+        :param text: a message.
+        """
+        return self.auth.scrub(text) if self.auth is not None else text
+
+    async def call(
+        self, api_call: ApiCall, *, retry: RetryPolicy | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send one call and return its JSON object; retries and errors as the sync hook.
+
+        :param api_call: the call.
+        :param retry: a retry policy for this call instead of the hook's.
+        :param timeout: total seconds each HTTP attempt may take (default: ``request_timeout``).
+        :raises ApiError: the API answered with an error (after retries).
+        :raises ApiConnectionError: the API could not be reached (after retries).
+        """
+        if self._session is None or self.settings is None or self.auth is None:
+            raise RuntimeError(f"{self!r} is used outside 'async with'")
+        prepared = prepare_request(
+            self.settings.base_url,
+            api_call.method,
+            api_call.path,
+            params=api_call.params,
+            body=api_call.body,
+            idempotent=api_call.idempotent,
+        )
+        call = Call(prepared, retry or self.retry, refreshable=self.auth.refreshable, scrub=self.auth.scrub)
+        while True:
+            step = await self._attempt(call, timeout or self.request_timeout)
+            if step is REAUTHENTICATE:
+                await asyncio.to_thread(self.auth.invalidate)
+            elif isinstance(step, Retry):
+                await asyncio.sleep(step.delay)
+            else:
+                return step  # type: ignore[no-any-return]
+
+    async def _attempt(self, call: Call, timeout: float) -> Any:
+        aiohttp = await _aiohttp()
+        assert self._session is not None
+        assert self.auth is not None
+        prepared = call.request
+        try:
+            if self.auth.refreshable:  # a token refresh is blocking HTTP
+                auth_headers = await asyncio.to_thread(self.auth.headers, prepared.method, prepared.url)
+            else:
+                auth_headers = self.auth.headers(prepared.method, prepared.url)
+        except GenerativeLanguageError as err:  # the token endpoint failed: nothing was sent
+            return call.on_error(err, sent=False)
+        client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT, timeout))
+        try:
+            async with self._session.request(
+                prepared.method,
+                prepared.url,
+                params=prepared.params or None,
+                data=prepared.body,
+                headers={**prepared.headers, **auth_headers},
+                timeout=client_timeout,
+                allow_redirects=False,
+            ) as response:
+                status, content, headers = response.status, await response.read(), response.headers
+        except asyncio.TimeoutError:
+            return call.on_error(ApiConnectionError(f"{prepared.route}: timed out after {timeout:g} s"))
+        except aiohttp.ClientError as err:
+            message = self.auth.scrub(f"{prepared.route}: {_describe(err)}")
+            return call.on_error(ApiConnectionError(message))
+        if len(content) > LARGE_RESPONSE_BYTES:
+            return await asyncio.to_thread(call.on_response, status, content, headers=headers)
+        return call.on_response(status, content, headers=headers)
