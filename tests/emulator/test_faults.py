@@ -3,7 +3,12 @@ matching, start-up configuration and run-time changes through the control path."
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import pathlib
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 
@@ -15,6 +20,7 @@ from tuning_api_emulator import Emulator
 from tuning_api_emulator.faults import FaultPlan, FaultRule
 
 N = 400
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _within(count: int, n: int, p: float) -> bool:
@@ -129,3 +135,57 @@ def test_invalid_fault_configuration(emulator: Emulator, config: object) -> None
     with pytest.raises((ValueError, TypeError)):
         FaultPlan.from_config(config)
     assert emulator.faults["rules"] == []
+
+
+_NON_FINITE = [
+    ('{"rules": [{"match": "*", "latency": Infinity}]}', "latency must be a finite number of seconds"),
+    ('{"rules": [{"match": "*", "jitter": NaN}]}', "jitter must be a finite number of seconds"),
+    ('{"rules": [{"match": "*", "latency": 1e400}]}', "latency must be a finite number of seconds"),
+    ('{"rules": [{"match": "*", "error_503": NaN}]}', "error_503 must be a probability from 0 to 1"),
+    ('{"rules": [{"match": "*", "drop": -Infinity}]}', "drop must be a probability from 0 to 1"),
+    ('{"rules": [{"match": "*", "error_429": 1.5}]}', "error_429 must be a probability from 0 to 1"),
+    ('{"rules": [{"match": "*", "latency": -0.5}]}', "latency must be a finite number of seconds"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), _NON_FINITE)
+def test_non_finite_and_out_of_range_numbers_are_refused_by_the_control_path(
+    emulator: Emulator, text: str, message: str
+) -> None:
+    reply = requests.put(
+        f"{emulator.url}/_emulator/faults",
+        data=text,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert message in error["message"]
+    assert emulator.faults["rules"] == []
+    assert Api(emulator.url).get("/v1beta/models", params={"pageSize": 1})["models"]  # no hang
+
+
+@pytest.mark.parametrize(("text", "message"), _NON_FINITE)
+def test_non_finite_and_out_of_range_numbers_are_refused_in_python(
+    emulator: Emulator, text: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Emulator(faults=text)
+    with pytest.raises(ValueError, match=message):
+        emulator.set_faults(json.loads(text))
+    assert emulator.faults["rules"] == []
+
+
+def test_non_finite_latency_is_refused_by_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tuning_api_emulator", "--port", "0", "--faults", _NON_FINITE[0][0]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2
+    assert "invalid --faults" in result.stderr
+    assert "latency must be a finite number of seconds, 0 or more, got inf" in result.stderr

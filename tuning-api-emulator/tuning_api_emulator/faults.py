@@ -20,6 +20,7 @@ applies; each rule has:
 from __future__ import annotations
 
 import fnmatch
+import math
 import json
 import random
 from dataclasses import asdict, dataclass, fields
@@ -45,22 +46,37 @@ class FaultRule:
     retry_after: int = 1
 
     def __post_init__(self) -> None:
-        for name in (*_OUTCOMES, "latency", "jitter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(
-                    f"fault rule {self.match!r}: {name} must be a non-negative number, got {value!r}"
-                )
+        if not isinstance(self.match, str) or not self.match:
+            raise ValueError("fault rule: match must be a non-empty string")
+        for name in _OUTCOMES:
+            self._check_number(name, 1.0, "a probability from 0 to 1")
+        for name in ("latency", "jitter"):
+            self._check_number(name, None, "a finite number of seconds, 0 or more")
         if sum(getattr(self, name) for name in _OUTCOMES) > 1.0 + 1e-9:
-            raise ValueError(f"fault rule {self.match!r}: error_429 + error_500 + error_503 + drop exceeds 1")
+            raise ValueError(f"fault rule {self.match!r}: {' + '.join(_OUTCOMES)} exceeds 1")
         if (
             isinstance(self.retry_after, bool)
             or not isinstance(self.retry_after, int)
             or self.retry_after < 0
         ):
             raise ValueError(f"fault rule {self.match!r}: retry_after must be a non-negative integer")
-        if not isinstance(self.match, str) or not self.match:
-            raise ValueError("fault rule: match must be a non-empty string")
+
+    def _check_number(self, name: str, high: float | None, expected: str) -> None:
+        """Raise unless field ``name`` is a finite number from 0 to ``high`` (no bound if ``None``).
+
+        :param name: the field.
+        :param high: the largest value allowed.
+        :param expected: what the value must be, for the error message.
+        """
+        value = getattr(self, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+            or (high is not None and value > high)
+        ):
+            raise ValueError(f"fault rule {self.match!r}: {name} must be {expected}, got {value!r}")
 
     def matches(self, rpc: str | None, method: str, path: str) -> bool:
         """Whether this rule applies to a request."""
