@@ -63,6 +63,37 @@ def test_configured_keys_and_tokens(make_emulator: Callable[..., Emulator]) -> N
     assert Api(emulator.url, headers=both).error("GET", PATH, 400)["status"] == "INVALID_ARGUMENT"
 
 
+@pytest.mark.parametrize(
+    ("configured", "headers", "params", "status"),
+    [
+        ({"api_keys": ["good-key"]}, {"Authorization": "Bearer any-token"}, {}, 401),
+        ({"api_keys": ["good-key"]}, {}, {"access_token": "any-token"}, 401),
+        ({"api_keys": ["good-key"]}, {}, {"oauth_token": "any-token"}, 401),
+        ({"tokens": ["good-token"]}, {"x-goog-api-key": "any-key"}, {}, 400),
+        ({"tokens": ["good-token"]}, {}, {"key": "any-key"}, 400),
+    ],
+)
+def test_once_a_credential_is_configured_only_configured_ones_pass(
+    make_emulator: Callable[..., Emulator],
+    configured: dict[str, list[str]],
+    headers: dict[str, str],
+    params: dict[str, str],
+    status: int,
+) -> None:
+    emulator = make_emulator(**configured)
+    error = Api(emulator.url, headers=headers).error("GET", PATH, status, params=params)
+    assert error["status"] == ("UNAUTHENTICATED" if status == 401 else "INVALID_ARGUMENT")
+    good = (
+        {"x-goog-api-key": "good-key"} if "api_keys" in configured else {"Authorization": "Bearer good-token"}
+    )
+    Api(emulator.url, headers=good).get(PATH)
+    state = emulator.state()
+    assert (state["acceptedApiKeys"], state["acceptedTokens"]) == (
+        len(configured.get("api_keys", [])),
+        len(configured.get("tokens", [])),
+    )
+
+
 def test_no_keys_accepted_at_all(make_emulator: Callable[..., Emulator]) -> None:
     emulator = make_emulator(api_keys=[], tokens=["only-token"])
     assert (

@@ -35,14 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         dest="api_keys",
         metavar="KEY",
-        help="an accepted API key (repeatable); without it any non-empty key is accepted",
+        help="an accepted API key (repeatable); with no --api-key nor --token any non-empty key is "
+        "accepted, with either only the configured credentials are",
     )
     parser.add_argument(
         "--token",
         action="append",
         dest="tokens",
         metavar="TOKEN",
-        help="an accepted OAuth access token (repeatable); without it any non-empty token is accepted",
+        help="an accepted OAuth access token (repeatable); with no --api-key nor --token any non-empty "
+        "token is accepted, with either only the configured credentials are",
     )
     parser.add_argument("--state-file", help="JSON file that keeps tuned models across restarts")
     parser.add_argument("--faults", help="fault configuration: JSON text or the path of a JSON file")

@@ -22,8 +22,10 @@ class Emulator:
     ...     requests.get(f"{emu.url}/v1beta/models", headers={"x-goog-api-key": "k"})
 
     :param step_seconds: seconds per tuning step (small for tests; the CLI default is 0.5).
-    :param api_keys: accepted API keys; ``None`` accepts any non-empty key.
-    :param tokens: accepted OAuth access tokens; ``None`` accepts any non-empty token.
+    :param api_keys: accepted API keys; ``None`` accepts any non-empty key while ``tokens`` is
+        ``None`` too (once keys or tokens are configured, only configured credentials pass).
+    :param tokens: accepted OAuth access tokens; ``None`` accepts any non-empty token while
+        ``api_keys`` is ``None`` too.
     :param state_file: JSON state file: loaded at start, rewritten atomically on every change.
     :param seed: seed of generated ids and of fault draws.
     :param host: interface to bind (loopback by default).

@@ -27,8 +27,8 @@ class Runtime:
     """Store, service, accepted credentials, fault plan and request log.
 
     :param step_seconds: seconds per tuning step.
-    :param api_keys: accepted API keys; ``None`` accepts any non-empty key.
-    :param tokens: accepted OAuth access tokens; ``None`` accepts any non-empty token.
+    :param api_keys: accepted API keys; with ``tokens`` also ``None``, any non-empty key.
+    :param tokens: accepted OAuth access tokens; with ``api_keys`` also ``None``, any non-empty token.
     :param state_file: JSON file to load at start and rewrite after every change.
     :param seed: seed of generated ids and (by default) of fault draws.
     :param faults: a fault configuration (see :mod:`.faults`): dict, list, JSON text or file path.
@@ -60,6 +60,11 @@ class Runtime:
         self.service = Service(self.store, step_seconds=step_seconds, seed=seed, owner_email=owner_email)
         self.faults = self._plan(faults)
         self._log: deque[dict[str, Any]] = deque(maxlen=request_log_limit)
+
+    @property
+    def open_access(self) -> bool:
+        """Whether no credential is configured, so any non-empty key or token is accepted."""
+        return self.api_keys is None and self.tokens is None
 
     def _plan(self, faults: FaultsArg) -> FaultPlan:
         if isinstance(faults, FaultPlan):
@@ -129,8 +134,8 @@ class Runtime:
                 "stepSeconds": self.service.step_seconds,
                 "seed": self.seed,
                 "stateFile": str(self.store.path) if self.store.path else None,
-                "acceptedApiKeys": "any" if self.api_keys is None else len(self.api_keys),
-                "acceptedTokens": "any" if self.tokens is None else len(self.tokens),
+                "acceptedApiKeys": "any" if self.open_access else len(self.api_keys or ()),
+                "acceptedTokens": "any" if self.open_access else len(self.tokens or ()),
                 "tunedModels": models,
                 "faults": self.faults.to_config(),
                 "requestCount": len(self._log),
