@@ -189,3 +189,11 @@ def test_non_finite_latency_is_refused_by_the_cli() -> None:
     assert result.returncode == 2
     assert "invalid --faults" in result.stderr
     assert "latency must be a finite number of seconds, 0 or more, got inf" in result.stderr
+
+
+def test_deeply_nested_fault_configuration_is_a_400(emulator: Emulator) -> None:
+    reply = requests.put(f"{emulator.url}/_emulator/faults", data="[" * 100_000, timeout=10)
+    assert reply.status_code == 400
+    assert "JSON nesting too deep" in reply.json()["error"]["message"]
+    with pytest.raises(ValueError, match="JSON nesting too deep"):
+        FaultPlan.from_text("[" * 100_000)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -236,3 +237,80 @@ def test_the_emulator_imports_no_airflow() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _post_raw(api: Api, path: str, text: str, status: int, **params: str) -> dict[str, Any]:
+    """POST a JSON text as is (``\\ud800`` escapes survive) and return the error or the answer."""
+    response = api.request(
+        "POST",
+        path,
+        expect=status,
+        data=text.encode(),
+        headers={"Content-Type": "application/json"},
+        params=params,
+    )
+    return dict(response.json())
+
+
+def test_a_lone_surrogate_is_refused_before_the_state_changes(
+    make_emulator: Callable[..., Emulator], tmp_path: pathlib.Path
+) -> None:
+    state = tmp_path / "state.json"
+    emulator = make_emulator(state_file=state)
+    api = Api(emulator.url)
+    body = json.dumps(tuned_model_body(display_name="bad \ud800 name"))  # ASCII text: "\ud800"
+    assert "\\ud800" in body
+    error = _post_raw(api, "/v1beta/tunedModels", body, 400, tunedModelId="bad")["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert "lone surrogate \\ud800" in error["message"]
+    patch = json.dumps({"description": "\udfff"})
+    api.post("/v1beta/tunedModels", tuned_model_body(), params={"tunedModelId": "good"})
+    assert (
+        api.request(
+            "PATCH",
+            "/v1beta/tunedModels/good",
+            expect=400,
+            data=patch.encode(),
+            headers={"Content-Type": "application/json"},
+            params={"updateMask": "description"},
+        ).json()["error"]["status"]
+        == "INVALID_ARGUMENT"
+    )
+    with pytest.raises(Exception, match="lone surrogate"):
+        emulator.fail_model("good", message="\ud800")
+    # every later change is still saved
+    api.post("/v1beta/tunedModels", tuned_model_body(), params={"tunedModelId": "after"})
+    saved = json.loads(state.read_text(encoding="utf-8"))
+    assert sorted(m["id"] for m in saved["tunedModels"]) == ["after", "good"]
+    assert [m["description"] for m in saved["tunedModels"]] == ["", ""]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    assert sorted(m["name"] for m in api.get("/v1beta/tunedModels")["tunedModels"]) == [
+        "tunedModels/after",
+        "tunedModels/good",
+    ]
+
+
+def test_the_state_file_is_replaced_atomically(
+    make_emulator: Callable[..., Emulator], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state.json"
+    calls: list[tuple[str, Any]] = []
+    real_replace, real_fsync = os.replace, os.fsync
+
+    def replace(src: Any, dst: Any) -> None:
+        calls.append(("replace", (pathlib.Path(src), pathlib.Path(dst))))
+        real_replace(src, dst)
+
+    def fsync(fd: int) -> None:
+        calls.append(("fsync", fd))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    api = Api(make_emulator(state_file=state).url)
+    api.post("/v1beta/tunedModels", tuned_model_body(), params={"tunedModelId": "atomic"})
+    kinds = [kind for kind, _ in calls]
+    assert kinds[:2] == ["fsync", "replace"]  # the temporary file is synced before it replaces
+    src, dst = next(arg for kind, arg in calls if kind == "replace")
+    assert (src.parent, dst) == (state.parent, state)
+    assert json.loads(state.read_text())["tunedModels"][0]["id"] == "atomic"

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import json
 import random
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from tuning_api_emulator.errors import StatusError
+from tuning_api_emulator.jsonio import loads_json
 
 _OUTCOMES = ("error_429", "error_500", "error_503", "drop")
 
@@ -164,9 +164,9 @@ class FaultPlan:
     def from_text(cls, text: str, default_seed: int = 0) -> FaultPlan:
         """Build a plan from JSON text or from the path of a JSON file."""
         stripped = text.strip()
-        if stripped.startswith(("{", "[")):
-            return cls.from_config(json.loads(stripped), default_seed)
-        return cls.from_config(json.loads(Path(stripped).read_text(encoding="utf-8")), default_seed)
+        if not stripped.startswith(("{", "[")):
+            stripped = Path(stripped).read_text(encoding="utf-8")
+        return cls.from_config(loads_json(stripped, constants=True), default_seed)
 
     def to_config(self) -> dict[str, Any]:
         """The JSON form of the plan."""
