@@ -13,6 +13,11 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from tuning_api_emulator.bodies import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_LOG_BODY_BYTES,
+    DEFAULT_MAX_BODY_BYTES,
+)
 from tuning_api_emulator.faults import FaultPlan
 from tuning_api_emulator.runner import Emulator
 
@@ -52,6 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of generated ids and fault draws (default 0)"
     )
     parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"largest request body accepted, larger ones get 413 (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        help="seconds a request body may take to arrive, slower ones get 408 "
+        f"(default {DEFAULT_BODY_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--log-body-bytes",
+        type=int,
+        default=DEFAULT_LOG_BODY_BYTES,
+        help=f"bytes of each request body the request log keeps (default {DEFAULT_LOG_BODY_BYTES})",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="log one line per API request (never credentials)"
     )
     return parser
@@ -75,16 +99,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(message)s",
         stream=sys.stdout,
     )
-    emulator = Emulator(
-        step_seconds=args.step_seconds,
-        api_keys=args.api_keys,
-        tokens=args.tokens,
-        state_file=args.state_file,
-        seed=args.seed,
-        host=args.host,
-        port=args.port,
-        faults=faults,
-    )
+    try:
+        emulator = Emulator(
+            step_seconds=args.step_seconds,
+            api_keys=args.api_keys,
+            tokens=args.tokens,
+            state_file=args.state_file,
+            seed=args.seed,
+            host=args.host,
+            port=args.port,
+            faults=faults,
+            max_body_bytes=args.max_body_bytes,
+            body_timeout=args.body_timeout,
+            log_body_bytes=args.log_body_bytes,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -1,6 +1,7 @@
 """The aiohttp application: one catch-all API handler plus the ``/_emulator/`` control paths.
 
-For each API request: log it (without credential header values), resolve the route (404
+For each API request: read its body within bounds (:mod:`.bodies`: 413 when too large, 408 when
+too slow), log it (without credential values; a bounded prefix of the body), resolve the route (404
 "Method not found." otherwise), apply any fault (latency, 429/500/503, dropped connection), check
 credentials, check query parameters (unknown ones are a 400, system parameters such as ``alt``,
 ``$alt``, ``key``, ``prettyPrint`` are accepted), parse the body, run the handler and render JSON
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote_plus
 
 from aiohttp import web
 from multidict import MultiMapping
 
 from tuning_api_emulator import auth, control
+from tuning_api_emulator.bodies import log_text, read_body
 from tuning_api_emulator.errors import StatusError, bad_request
 from tuning_api_emulator.jsonio import (
     dumps,
@@ -34,7 +36,6 @@ from tuning_api_emulator.service import Stream, unknown_query
 log = logging.getLogger("tuning_api_emulator")
 
 RUNTIME = control.RUNTIME
-MAX_BODY_BYTES = 64 * 1024 * 1024
 SYSTEM_PARAMS = frozenset(
     {
         "key",
@@ -74,7 +75,7 @@ _HEADERS = {"Vary": "Origin, X-Origin, Referer", "X-Content-Type-Options": "nosn
 
 def build_app(runtime: Runtime) -> web.Application:
     """The web application serving ``runtime``."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=runtime.body_limits.max_bytes)
     app[RUNTIME] = runtime
     control.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", handle_api)
@@ -158,62 +159,85 @@ def _error(err: StatusError, query: MultiMapping[str]) -> web.Response:
     return _json_response(err.body(), query, status=err.http_status, headers=err.headers)
 
 
-def _drop(request: web.Request) -> None:
+def _drop(request: web.Request, entry: dict[str, Any], status: str) -> NoReturn:
+    """Close the connection without an answer (a fault), recording ``status`` in the log entry."""
+    entry["status"] = status
+    log.info("%s %s -> connection closed without an answer (fault: %s)", request.method, request.path, status)
     transport = request.transport
     if transport is not None:
         transport.abort()
+    raise asyncio.CancelledError
 
 
-async def handle_api(request: web.Request) -> web.StreamResponse:
-    """Serve one API request."""
-    runtime = request.app[RUNTIME]
-    raw = await request.read()
-    method, path, query = request.method, request.path, request.query
-    entry: dict[str, Any] = {
+def _entry(request: web.Request, runtime: Runtime) -> dict[str, Any]:
+    """A new request log entry (no body yet, credentials redacted)."""
+    return {
         "time": timestamp(runtime.clock()),
-        "method": method,
-        "path": path,
+        "method": request.method,
+        "path": request.path,
         "query": safe_query(request.query_string),
-        "body": raw.decode("utf-8", errors="replace"),
+        "body": "",
         "headers": safe_headers(request.headers),
         "rpc": None,
         "status": None,
     }
-    match: Match | None = None
-    route_error: StatusError | None = None
+
+
+def _finish(request: web.Request, entry: dict[str, Any], response: web.Response) -> web.Response:
+    entry["status"] = response.status
+    log.info("%s %s -> %s", request.method, request.path, response.status)
+    return response
+
+
+def _serve(
+    request: web.Request, runtime: Runtime, raw: bytes, match: Match | StatusError, fault: StatusError | None
+) -> web.Response:
+    """Answer an API request whose body has been read: fault, route, auth, params, handler, render."""
+    method, query = request.method, request.query
     try:
-        match = resolve(method, path)
-        entry["rpc"] = match.route.rpc
-    except StatusError as err:
-        route_error = err
-    with runtime.lock:
-        decision = runtime.faults.decide(entry["rpc"], method, path)
-    runtime.log_request(entry)
-    if decision.delay > 0:
-        await asyncio.sleep(decision.delay)
-    if decision.outcome == "drop":
-        entry["status"] = "dropped"
-        log.info("%s %s -> connection dropped (fault)", method, path)
-        _drop(request)
-        raise asyncio.CancelledError
-    try:
-        fault = decision.error()
         if fault is not None:
             raise fault
-        if route_error is not None:
-            raise route_error
-        assert match is not None
+        if isinstance(match, StatusError):
+            raise match
         auth.check(request.headers, query, api_keys=runtime.api_keys, tokens=runtime.tokens)
         params = _params(match, query)
         body = loads_body(raw) if method in ("POST", "PATCH", "PUT") else {}
         with runtime.lock:
             result = runtime.service.dispatch(match, params, body, runtime.clock())
-        response = _render(result, query)
+        return _render(result, query)
     except StatusError as err:
-        response = _error(err, query)
+        return _error(err, query)
     except Exception:  # a bug in the emulator: answer like the service would, and say so in the log
-        log.exception("emulator error serving %s %s", method, path)
-        response = _error(StatusError("INTERNAL", "Internal error encountered."), query)
-    entry["status"] = response.status
-    log.info("%s %s -> %s", method, path, response.status)
-    return response
+        log.exception("emulator error serving %s %s", method, request.path)
+        return _error(StatusError("INTERNAL", "Internal error encountered."), query)
+
+
+def _resolve(method: str, path: str) -> Match | StatusError:
+    try:
+        return resolve(method, path)
+    except StatusError as err:
+        return err
+
+
+async def handle_api(request: web.Request) -> web.StreamResponse:
+    """Serve one API request."""
+    runtime = request.app[RUNTIME]
+    entry = _entry(request, runtime)
+    try:
+        raw = await read_body(request, runtime.body_limits)
+    except StatusError as err:  # too large or too slow: answer and close the connection
+        runtime.log_request(entry)
+        response = _error(err, request.query)
+        response.force_close()
+        return _finish(request, entry, response)
+    entry["body"] = log_text(raw, runtime.body_limits.log_bytes)
+    match = _resolve(request.method, request.path)
+    entry["rpc"] = None if isinstance(match, StatusError) else match.route.rpc
+    with runtime.lock:
+        decision = runtime.faults.decide(entry["rpc"], request.method, request.path)
+    runtime.log_request(entry)
+    if decision.delay > 0:
+        await asyncio.sleep(decision.delay)
+    if decision.outcome == "drop":
+        _drop(request, entry, "dropped")
+    return _finish(request, entry, _serve(request, runtime, raw, match, decision.error()))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from tuning_api_emulator.bodies import read_body
 from tuning_api_emulator.errors import StatusError, bad_request, not_found
 from tuning_api_emulator.jsonio import loads_json
 
@@ -40,7 +41,7 @@ def _error(err: StatusError) -> web.Response:
 
 
 async def _body(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await read_body(request, request.app[RUNTIME].body_limits)
     if not raw.strip():
         return None
     try:

@@ -9,6 +9,12 @@ import threading
 from collections.abc import Callable, Collection
 from typing import Any
 
+from tuning_api_emulator.bodies import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_LOG_BODY_BYTES,
+    DEFAULT_MAX_BODY_BYTES,
+    BodyLimits,
+)
 from tuning_api_emulator.runtime import FaultsArg, Runtime
 from tuning_api_emulator.service import DEFAULT_OWNER
 
@@ -34,6 +40,10 @@ class Emulator:
     :param owner_email: the caller identity that owns created models.
     :param request_log_limit: how many requests :attr:`request_log` keeps.
     :param clock: time source (seconds since the epoch), for tests.
+    :param max_body_bytes: the largest request body accepted (a larger one is answered 413).
+    :param body_timeout: seconds a request body may take to arrive (a slower one is answered 408
+        and its connection closed).
+    :param log_body_bytes: how many bytes of each body the request log keeps.
     """
 
     def __init__(
@@ -50,6 +60,9 @@ class Emulator:
         owner_email: str = DEFAULT_OWNER,
         request_log_limit: int = 100_000,
         clock: Callable[[], float] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        log_body_bytes: int = DEFAULT_LOG_BODY_BYTES,
     ) -> None:
         kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
         self.runtime = Runtime(
@@ -61,6 +74,7 @@ class Emulator:
             faults=faults,
             owner_email=owner_email,
             request_log_limit=request_log_limit,
+            body_limits=BodyLimits(max_body_bytes, body_timeout, log_body_bytes),
             **kwargs,
         )
         self.host = host
@@ -115,7 +129,14 @@ class Emulator:
         from tuning_api_emulator.app import build_app
 
         self._stopped = asyncio.Event()
-        runner = web.AppRunner(build_app(self.runtime), access_log=None, handle_signals=False)
+        # After a 413 or 408 the rest of an unread body is drained for at most the body timeout
+        # (aiohttp's "lingering"), then the connection is closed.
+        runner = web.AppRunner(
+            build_app(self.runtime),
+            access_log=None,
+            handle_signals=False,
+            lingering_time=self.runtime.body_limits.timeout,
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port, backlog=4096, reuse_address=True)

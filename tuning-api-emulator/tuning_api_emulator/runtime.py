@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Collection
 from typing import Any
 
+from tuning_api_emulator.bodies import BodyLimits
 from tuning_api_emulator.faults import FaultPlan
 from tuning_api_emulator.service import DEFAULT_OWNER, Service
 from tuning_api_emulator.store import Store
@@ -35,6 +36,7 @@ class Runtime:
     :param owner_email: the identity that owns the models it creates.
     :param request_log_limit: how many API requests the log keeps (oldest dropped first).
     :param clock: the time source (seconds since the epoch).
+    :param body_limits: the request body's maximum size, read deadline and logged prefix.
     """
 
     def __init__(
@@ -49,8 +51,10 @@ class Runtime:
         owner_email: str = DEFAULT_OWNER,
         request_log_limit: int = 100_000,
         clock: Callable[[], float] = time.time,
+        body_limits: BodyLimits | None = None,
     ) -> None:
         self.lock = threading.RLock()
+        self.body_limits = body_limits or BodyLimits()
         self.seed = seed
         self.clock = clock
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
