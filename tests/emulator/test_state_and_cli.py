@@ -4,6 +4,7 @@ paths; the command line starts, answers and stops on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import re
@@ -19,6 +20,7 @@ import requests
 
 from tests.emulator.emulator_support import Api, FakeClock, tuned_model_body
 from tuning_api_emulator import Emulator
+from tuning_api_emulator.runner import is_loopback
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -314,3 +316,63 @@ def test_the_state_file_is_replaced_atomically(
     src, dst = next(arg for kind, arg in calls if kind == "replace")
     assert (src.parent, dst) == (state.parent, state)
     assert json.loads(state.read_text())["tunedModels"][0]["id"] == "atomic"
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_non_loopback_host_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tuning_api_emulator")
+    with Emulator(host="0.0.0.0", port=0) as emulator:
+        assert requests.get(f"{emulator.url}/_emulator/state", timeout=10).status_code == 200
+    (warning,) = _warnings(caplog)
+    assert "listens on 0.0.0.0, which is not a loopback address" in warning
+    assert "credentials of no value" in warning
+    assert "no TLS" in warning
+    caplog.clear()
+    with pytest.raises(OSError, match=r"192\.0\.2\.10"):  # warned before it even tries to bind
+        Emulator(host="192.0.2.10", port=0).start()
+    assert len(_warnings(caplog)) == 1
+    caplog.clear()
+    with Emulator(host="127.0.0.1", port=0), Emulator(host="localhost", port=0):
+        pass
+    assert _warnings(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.0.0.5", False),
+        ("emulator.internal", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_the_cli_warns_when_bound_beyond_loopback() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tuning_api_emulator", "--port", "0", "--host", "0.0.0.0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline(), process.stdout.readline()]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    assert "not a loopback address" in lines[0]
+    assert "serving on http://0.0.0.0:" in lines[1]

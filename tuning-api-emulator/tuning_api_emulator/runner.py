@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import logging
 import os
 import threading
 from collections.abc import Callable, Collection
@@ -19,6 +21,26 @@ from tuning_api_emulator.runtime import FaultsArg, Runtime
 from tuning_api_emulator.service import DEFAULT_OWNER
 
 _START_TIMEOUT = 30.0
+log = logging.getLogger("tuning_api_emulator")
+EXPOSED_WARNING = (
+    "The tuning API emulator listens on %s, which is not a loopback address: it accepts credentials "
+    "of no value (test keys and tokens, never verified with Google) and serves plain HTTP with no "
+    "TLS, so anyone who can reach that address can call it and read what is sent. Listen on "
+    "127.0.0.1 (the default) unless that is really meant."
+)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address) binds only the loopback interface.
+
+    :param host: the interface to bind; ``""`` and ``0.0.0.0``/``::`` mean every interface.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Emulator:
@@ -97,6 +119,8 @@ class Emulator:
         """Start serving in a daemon thread; returns the base URL."""
         if self._thread is not None:
             return self.url
+        if not is_loopback(self.host):
+            log.warning(EXPOSED_WARNING, self.host or "every interface")
         ready = threading.Event()
         failure: list[BaseException] = []
         self._thread = threading.Thread(
