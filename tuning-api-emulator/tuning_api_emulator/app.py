@@ -2,7 +2,8 @@
 
 For each API request: read its body within bounds (:mod:`.bodies`: 413 when too large, 408 when
 too slow), log it (without credential values; a bounded prefix of the body), resolve the route (404
-"Method not found." otherwise), apply any fault (latency, 429/500/503, dropped connection), check
+"Method not found." otherwise), apply any fault (latency, 429/500/503, dropped connection; a
+``drop_after`` fault closes the connection once the handler has run), check
 credentials, check query parameters (unknown ones are a 400, system parameters such as ``alt``,
 ``$alt``, ``key``, ``prettyPrint`` are accepted), parse the body, run the handler and render JSON
 (enums as numbers when ``$alt=json;enum-encoding=int`` asks for it; ``alt=sse`` streams).
@@ -240,4 +241,7 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(decision.delay)
     if decision.outcome == "drop":
         _drop(request, entry, "dropped")
-    return _finish(request, entry, _serve(request, runtime, raw, match, decision.error()))
+    response = _serve(request, runtime, raw, match, decision.error())
+    if decision.outcome == "drop_after":  # handled (state changed), but the answer is lost
+        _drop(request, entry, "dropped_after")
+    return _finish(request, entry, response)

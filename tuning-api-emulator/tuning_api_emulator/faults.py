@@ -8,9 +8,12 @@ applies; each rule has:
     ``"*"`` (every API route), an rpc name glob such as ``"GetOperation"`` or ``"*TunedModel*"``,
     or a path glob starting with ``/`` (optionally prefixed by an HTTP method), such as
     ``"/v1/tunedModels/*/operations/*"`` or ``"POST /v1beta/tunedModels"``.
-``error_429``, ``error_500``, ``error_503``, ``drop``
+``error_429``, ``error_500``, ``error_503``, ``drop``, ``drop_after``
     Probabilities (summing to at most 1) of answering 429 RESOURCE_EXHAUSTED (with ``Retry-After``),
-    500 INTERNAL, 503 UNAVAILABLE (with ``Retry-After``), or closing the connection without an answer.
+    500 INTERNAL, 503 UNAVAILABLE (with ``Retry-After``), closing the connection without an answer
+    before the request is handled (``drop``: nothing changed), or closing it without an answer
+    *after* the request was handled (``drop_after``: a create committed but its response was lost,
+    so a retry sees the change, e.g. a 409 ALREADY_EXISTS).
 ``latency``, ``jitter``
     Seconds added before answering: ``latency + uniform(0, jitter)``.
 ``retry_after``
@@ -29,7 +32,7 @@ from typing import Any
 from tuning_api_emulator.errors import StatusError
 from tuning_api_emulator.jsonio import loads_json
 
-_OUTCOMES = ("error_429", "error_500", "error_503", "drop")
+_OUTCOMES = ("error_429", "error_500", "error_503", "drop", "drop_after")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class FaultRule:
     error_500: float = 0.0
     error_503: float = 0.0
     drop: float = 0.0
+    drop_after: float = 0.0
     latency: float = 0.0
     jitter: float = 0.0
     retry_after: int = 1
@@ -96,7 +100,7 @@ class Decision:
     """What to do to one request: wait ``delay`` seconds, then ``outcome`` (``None`` = serve it)."""
 
     delay: float = 0.0
-    outcome: str | None = None  # error_429 | error_500 | error_503 | drop
+    outcome: str | None = None  # error_429 | error_500 | error_503 | drop | drop_after
     retry_after: int = 1
 
     def error(self) -> StatusError | None:
