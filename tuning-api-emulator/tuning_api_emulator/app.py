@@ -6,7 +6,8 @@ too slow), log it (without credential values; a bounded prefix of the body), res
 ``drop_after`` fault closes the connection once the handler has run), check
 credentials, check query parameters (unknown ones are a 400, system parameters such as ``alt``,
 ``$alt``, ``key``, ``prettyPrint`` are accepted), parse the body, run the handler and render JSON
-(enums as numbers when ``$alt=json;enum-encoding=int`` asks for it; ``alt=sse`` streams).
+(enums as numbers when ``$alt=json;enum-encoding=int`` asks for it; ``alt=sse`` streams; only
+the fields a ``fields`` parameter selects, see :mod:`.partial`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tuning_api_emulator.jsonio import (
     timestamp,
     wants_int_enums,
 )
+from tuning_api_emulator.partial import Selection, parse_fields, select
 from tuning_api_emulator.routes import Match, resolve
 from tuning_api_emulator.runtime import Runtime
 from tuning_api_emulator.schema import snake
@@ -143,17 +145,29 @@ def _json_response(
     )
 
 
-def _render(result: Any, query: MultiMapping[str]) -> web.Response:
+def _selection(query: MultiMapping[str]) -> Selection | None:
+    """The parsed ``fields`` system parameter (``None`` when absent or empty: the whole response)."""
+    expression = query.get("fields", "")
+    return parse_fields(expression) if expression.strip() else None
+
+
+def _shape(body: Any, selection: Selection | None, int_enums: bool) -> Any:
+    """``body`` narrowed to ``selection`` and with enums as numbers when asked."""
+    body = select(body, selection) if selection is not None else body
+    return enums_to_int(body) if int_enums else body
+
+
+def _render(result: Any, query: MultiMapping[str], selection: Selection | None) -> web.Response:
     int_enums = wants_int_enums(_alt_values(query))
     if isinstance(result, Stream):
-        chunks = [enums_to_int(chunk) if int_enums else chunk for chunk in result.chunks]
+        chunks = [_shape(chunk, selection, int_enums) for chunk in result.chunks]
         if any(alt.split(";")[0].strip() == "sse" for alt in _alt_values(query)):
             text = "".join(f"data: {dumps(chunk, pretty=False)}\r\n\r\n" for chunk in chunks)
             return web.Response(
                 text=text, content_type="text/event-stream", charset="utf-8", headers=_HEADERS
             )
         return _json_response(chunks, query)
-    return _json_response(enums_to_int(result) if int_enums else result, query)
+    return _json_response(_shape(result, selection, int_enums), query)
 
 
 def _error(err: StatusError, query: MultiMapping[str]) -> web.Response:
@@ -202,10 +216,11 @@ def _serve(
             raise match
         auth.check(request.headers, query, api_keys=runtime.api_keys, tokens=runtime.tokens)
         params = _params(match, query)
+        selection = _selection(query)  # a bad expression is refused before anything changes
         body = loads_body(raw) if method in ("POST", "PATCH", "PUT") else {}
         with runtime.lock:
             result = runtime.service.dispatch(match, params, body, runtime.clock())
-        return _render(result, query)
+        return _render(result, query, selection)
     except StatusError as err:
         return _error(err, query)
     except Exception:  # a bug in the emulator: answer like the service would, and say so in the log
