@@ -1,4 +1,4 @@
-"""Command line: ``python -m tuning_api_emulator --port 8085 ...``.
+"""Command line: ``tuning-api-emulator --port 8085 ...`` (or ``python -m tuning_api_emulator ...``).
 
 Prints the base URL once it is serving and stops cleanly on SIGINT or SIGTERM.
 """
