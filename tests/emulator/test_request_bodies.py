@@ -48,7 +48,11 @@ def test_a_body_over_the_limit_is_413(make_emulator: Callable[..., Emulator]) ->
     small = json.dumps(tuned_model_body(10)).encode()
     assert len(small) <= 2000
     assert requests.post(f"{emulator.url}{CREATE}", data=small, headers=KEY, timeout=10).status_code == 200
-    assert [entry["status"] for entry in emulator.request_log] == [413, 413, 200]
+    assert [(entry["rpc"], entry["status"]) for entry in emulator.request_log] == [
+        ("CreateTunedModel", 413),
+        ("CreateTunedModel", 413),
+        ("CreateTunedModel", 200),
+    ]
 
 
 def _raw_post(url: str, length: int) -> socket.socket:

@@ -239,6 +239,8 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
     """Serve one API request."""
     runtime = request.app[RUNTIME]
     entry = _entry(request, runtime)
+    match = _resolve(request.method, request.path)
+    entry["rpc"] = None if isinstance(match, StatusError) else match.route.rpc
     try:
         raw = await read_body(request, runtime.body_limits)
     except StatusError as err:  # too large or too slow: answer and close the connection
@@ -247,8 +249,6 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
         response.force_close()
         return _finish(request, entry, response)
     entry["body"] = log_text(raw, runtime.body_limits.log_bytes)
-    match = _resolve(request.method, request.path)
-    entry["rpc"] = None if isinstance(match, StatusError) else match.route.rpc
     with runtime.lock:
         decision = runtime.faults.decide(entry["rpc"], request.method, request.path)
     runtime.log_request(entry)
