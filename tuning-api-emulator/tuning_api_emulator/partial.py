@@ -60,8 +60,9 @@ def _add(selection: Selection, path: list[str], *, nested: bool) -> Selection:
         if last and not nested:
             selection[name] = None
             return selection
-        inner = selection.setdefault(name, {})
-        assert inner is not None
+        inner = selection.get(name)  # absent here: a whole-field selection returned above
+        if inner is None:
+            inner = selection[name] = {}
         selection = inner
     return selection
 
