@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -9,6 +10,7 @@ import requests
 
 from tests.emulator.emulator_support import Api
 from tuning_api_emulator import Emulator
+from tuning_api_emulator.app import safe_query
 
 PATH = "/v1beta/models"
 
@@ -63,6 +65,37 @@ def test_configured_keys_and_tokens(make_emulator: Callable[..., Emulator]) -> N
     assert Api(emulator.url, headers=both).error("GET", PATH, 400)["status"] == "INVALID_ARGUMENT"
 
 
+@pytest.mark.parametrize(
+    ("configured", "headers", "params", "status"),
+    [
+        ({"api_keys": ["good-key"]}, {"Authorization": "Bearer any-token"}, {}, 401),
+        ({"api_keys": ["good-key"]}, {}, {"access_token": "any-token"}, 401),
+        ({"api_keys": ["good-key"]}, {}, {"oauth_token": "any-token"}, 401),
+        ({"tokens": ["good-token"]}, {"x-goog-api-key": "any-key"}, {}, 400),
+        ({"tokens": ["good-token"]}, {}, {"key": "any-key"}, 400),
+    ],
+)
+def test_once_a_credential_is_configured_only_configured_ones_pass(
+    make_emulator: Callable[..., Emulator],
+    configured: dict[str, list[str]],
+    headers: dict[str, str],
+    params: dict[str, str],
+    status: int,
+) -> None:
+    emulator = make_emulator(**configured)
+    error = Api(emulator.url, headers=headers).error("GET", PATH, status, params=params)
+    assert error["status"] == ("UNAUTHENTICATED" if status == 401 else "INVALID_ARGUMENT")
+    good = (
+        {"x-goog-api-key": "good-key"} if "api_keys" in configured else {"Authorization": "Bearer good-token"}
+    )
+    Api(emulator.url, headers=good).get(PATH)
+    state = emulator.state()
+    assert (state["acceptedApiKeys"], state["acceptedTokens"]) == (
+        len(configured.get("api_keys", [])),
+        len(configured.get("tokens", [])),
+    )
+
+
 def test_no_keys_accepted_at_all(make_emulator: Callable[..., Emulator]) -> None:
     emulator = make_emulator(api_keys=[], tokens=["only-token"])
     assert (
@@ -105,8 +138,22 @@ def test_request_log_never_holds_credential_headers(
     assert redacted["x-goog-api-key" if where == "header" else "authorization"] == "<redacted>"
 
 
-def test_request_log_shows_a_key_sent_in_the_url(make_emulator: Callable[..., Emulator]) -> None:
-    """By design: a key in ?key= is visible in the log's query string (what a leak scan looks for)."""
+@pytest.mark.parametrize("name", ["key", "access_token", "oauth_token", "$key", "api_key"])
+def test_request_log_redacts_credentials_sent_in_the_url(
+    make_emulator: Callable[..., Emulator], name: str
+) -> None:
     emulator = make_emulator()
-    Api(emulator.url, headers={}).get(PATH, params={"key": "leaky-key", "pageSize": 1})
-    assert "key=leaky-key" in emulator.request_log[-1]["query"]
+    secret = "leaky-secret-42"
+    url = f"{emulator.url}{PATH}?pageSize=1&{name}={secret}&pageSize=2"
+    requests.get(url, headers={"x-goog-api-key": "k"}, timeout=10)
+    logged = requests.get(f"{emulator.url}/_emulator/requests", timeout=10).json()["requests"]
+    assert secret not in repr(emulator.request_log)
+    assert secret not in json.dumps(logged)
+    assert logged[-1]["query"] == f"pageSize=1&{name}=<redacted>&pageSize=2"
+
+
+def test_safe_query_decodes_names_and_keeps_everything_else() -> None:
+    assert safe_query("%6Bey=s&ACCESS_TOKEN=t&key&alt=json") == (
+        "%6Bey=<redacted>&ACCESS_TOKEN=<redacted>&key=<redacted>&alt=json"
+    )
+    assert safe_query("") == ""

@@ -434,3 +434,31 @@ def test_tune_from_a_tuned_model(api: Api, clock: Any) -> None:
     assert "baseModel" not in model
     body["tunedModelSource"] = {"tunedModel": "tunedModels/missing"}
     assert api.error("POST", "/v1beta/tunedModels", 404, json=body)["status"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/v1beta/tunedModels", b'{"displayName": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+        ("/v1beta/tunedModels", b"[" * 100_000),  # unterminated as well
+        (
+            "/v1beta/models/gemini-1.0-pro-001:generateContent",
+            b'{"contents": [{"parts": [{"text": "hi"}]}], "tools": '
+            + b'{"a": ' * 5_000
+            + b"1"
+            + b"}" * 5_001,
+        ),
+    ],
+)
+def test_deeply_nested_json_is_invalid_argument(api: Api, path: str, raw: bytes) -> None:
+    error = api.error("POST", path, 400, data=raw, headers={"Content-Type": "application/json"})
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert "JSON nesting too deep: more than 100 levels" in error["message"]
+    assert api.post("/v1beta/tunedModels", tuned_model_body())["name"]  # the emulator still serves
+
+
+def test_nesting_up_to_the_limit_is_parsed(api: Api) -> None:
+    deep = "[" * 99 + "]" * 99  # 100 levels with the body around it: the limit itself
+    body = f'{{"baseModel": "models/gemini-1.0-pro-001", "displayName": {deep}}}'
+    error = api.error("POST", "/v1beta/tunedModels", 400, data=body.encode())
+    assert "nesting" not in error["message"]  # refused by the schema, not by the depth check

@@ -69,6 +69,18 @@ def test_pagination_default_and_custom_sizes(api: Api, clock: FakeClock) -> None
     )
 
 
+@pytest.mark.parametrize(
+    "path", ["/v1beta/tunedModels", "/v1/operations", "/v1beta/models", "/v1beta/tunedModels/m/permissions"]
+)
+@pytest.mark.parametrize("size", ["2147483648", "99999999999999999999", "-2147483649"])
+def test_page_size_out_of_int32_range_is_invalid(api: Api, path: str, size: str) -> None:
+    api.post("/v1beta/tunedModels", tuned_model_body(), params={"tunedModelId": "m"})
+    error = api.error("GET", path, 400, params={"pageSize": size})
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert error["message"] == f"Invalid value at 'page_size' (TYPE_INT32), \"{size}\""
+    assert api.get(path, params={"pageSize": "2147483647"}) is not None  # int32 max is accepted
+
+
 def test_pagination_survives_a_deletion(api: Api, clock: FakeClock) -> None:
     names = []
     for index in range(6):

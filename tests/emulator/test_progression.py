@@ -122,6 +122,22 @@ def test_fail_at_step_marker_in_description(api: Api, clock: FakeClock) -> None:
     assert (op["metadata"]["completedSteps"], op["error"]["code"]) == (3, 13)
 
 
+@pytest.mark.parametrize("step_seconds", [0.01, 0.02, 0.05])
+@pytest.mark.parametrize("at", [0, 1, 2, 5, 7])
+def test_fail_at_step_n_reports_exactly_n_steps(
+    make_emulator: Any, clock: FakeClock, step_seconds: float, at: int
+) -> None:
+    """Small steps on an epoch-seconds clock: float rounding must not put the failure a step short."""
+    api = Api(make_emulator(step_seconds=step_seconds).url)
+    operation = _create(api, "fail-exact", displayName=f"emulator:fail-at={at}")
+    clock.advance(step_seconds * 20)
+    op = api.get(f"/v1beta/{operation['name']}")
+    assert (op.get("done"), op["error"]["code"]) == (True, 13)
+    assert op["metadata"].get("completedSteps", 0) == at
+    assert len(op["metadata"].get("snapshots", [])) == at
+    assert f"at step {at} of 38" in op["error"]["message"]
+
+
 def test_fail_through_the_control_path(api: Api, clock: FakeClock, emulator: Emulator) -> None:
     operation = _create(api, "control-fail")
     clock.advance(4)

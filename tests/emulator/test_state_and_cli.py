@@ -4,6 +4,7 @@ paths; the command line starts, answers and stops on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import re
@@ -12,12 +13,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
 
 from tests.emulator.emulator_support import Api, FakeClock, tuned_model_body
 from tuning_api_emulator import Emulator
+from tuning_api_emulator.runner import is_loopback
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -236,3 +239,140 @@ def test_the_emulator_imports_no_airflow() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _post_raw(api: Api, path: str, text: str, status: int, **params: str) -> dict[str, Any]:
+    """POST a JSON text as is (``\\ud800`` escapes survive) and return the error or the answer."""
+    response = api.request(
+        "POST",
+        path,
+        expect=status,
+        data=text.encode(),
+        headers={"Content-Type": "application/json"},
+        params=params,
+    )
+    return dict(response.json())
+
+
+def test_a_lone_surrogate_is_refused_before_the_state_changes(
+    make_emulator: Callable[..., Emulator], tmp_path: pathlib.Path
+) -> None:
+    state = tmp_path / "state.json"
+    emulator = make_emulator(state_file=state)
+    api = Api(emulator.url)
+    body = json.dumps(tuned_model_body(display_name="bad \ud800 name"))  # ASCII text: "\ud800"
+    assert "\\ud800" in body
+    error = _post_raw(api, "/v1beta/tunedModels", body, 400, tunedModelId="bad")["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert "lone surrogate \\ud800" in error["message"]
+    patch = json.dumps({"description": "\udfff"})
+    api.post("/v1beta/tunedModels", tuned_model_body(), params={"tunedModelId": "good"})
+    assert (
+        api.request(
+            "PATCH",
+            "/v1beta/tunedModels/good",
+            expect=400,
+            data=patch.encode(),
+            headers={"Content-Type": "application/json"},
+            params={"updateMask": "description"},
+        ).json()["error"]["status"]
+        == "INVALID_ARGUMENT"
+    )
+    with pytest.raises(Exception, match="lone surrogate"):
+        emulator.fail_model("good", message="\ud800")
+    # every later change is still saved
+    api.post("/v1beta/tunedModels", tuned_model_body(), params={"tunedModelId": "after"})
+    saved = json.loads(state.read_text(encoding="utf-8"))
+    assert sorted(m["id"] for m in saved["tunedModels"]) == ["after", "good"]
+    assert [m["description"] for m in saved["tunedModels"]] == ["", ""]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    assert sorted(m["name"] for m in api.get("/v1beta/tunedModels")["tunedModels"]) == [
+        "tunedModels/after",
+        "tunedModels/good",
+    ]
+
+
+def test_the_state_file_is_replaced_atomically(
+    make_emulator: Callable[..., Emulator], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state.json"
+    calls: list[tuple[str, Any]] = []
+    real_replace, real_fsync = os.replace, os.fsync
+
+    def replace(src: Any, dst: Any) -> None:
+        calls.append(("replace", (pathlib.Path(src), pathlib.Path(dst))))
+        real_replace(src, dst)
+
+    def fsync(fd: int) -> None:
+        calls.append(("fsync", fd))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    api = Api(make_emulator(state_file=state).url)
+    api.post("/v1beta/tunedModels", tuned_model_body(), params={"tunedModelId": "atomic"})
+    kinds = [kind for kind, _ in calls]
+    assert kinds[:2] == ["fsync", "replace"]  # the temporary file is synced before it replaces
+    src, dst = next(arg for kind, arg in calls if kind == "replace")
+    assert (src.parent, dst) == (state.parent, state)
+    assert json.loads(state.read_text())["tunedModels"][0]["id"] == "atomic"
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_non_loopback_host_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tuning_api_emulator")
+    with Emulator(host="0.0.0.0", port=0) as emulator:
+        assert requests.get(f"{emulator.url}/_emulator/state", timeout=10).status_code == 200
+    (warning,) = _warnings(caplog)
+    assert "listens on 0.0.0.0, which is not a loopback address" in warning
+    assert "credentials of no value" in warning
+    assert "no TLS" in warning
+    caplog.clear()
+    with pytest.raises(OSError, match=r"192\.0\.2\.10"):  # warned before it even tries to bind
+        Emulator(host="192.0.2.10", port=0).start()
+    assert len(_warnings(caplog)) == 1
+    caplog.clear()
+    with Emulator(host="127.0.0.1", port=0), Emulator(host="localhost", port=0):
+        pass
+    assert _warnings(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.0.0.5", False),
+        ("emulator.internal", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_the_cli_warns_when_bound_beyond_loopback() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tuning_api_emulator", "--port", "0", "--host", "0.0.0.0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline(), process.stdout.readline()]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    assert "not a loopback address" in lines[0]
+    assert "serving on http://0.0.0.0:" in lines[1]

@@ -5,6 +5,10 @@ It serves the tuning, operation, permission, model and generation routes of ``v1
 It tests pipelines, not model quality: a tuned model answers with the output of its most
 similar training example.
 
+Install it on its own (aiohttp is its only dependency; no Airflow)::
+
+    pip install ./tuning-api-emulator
+
 In process (tests)::
 
     from tuning_api_emulator import Emulator
@@ -12,12 +16,16 @@ In process (tests)::
     with Emulator(step_seconds=0.02) as emu:      # 127.0.0.1, a free port
         emu.url                                   # "http://127.0.0.1:<port>"
         emu.set_faults(match="GetOperation", error_503=0.2, seed=1)
-        emu.request_log                           # method, path, query, body (no credential headers)
+        emu.request_log                           # method, path, query, body (credentials redacted)
 
-From a shell::
+From a shell (``python -m tuning_api_emulator`` is the same command)::
 
-    python -m tuning_api_emulator --port 8085 [--host 127.0.0.1] [--step-seconds 0.5]
-        [--api-key K ...] [--token T ...] [--state-file F] [--faults JSON-or-file] [--seed N] [--verbose]
+    tuning-api-emulator --port 8085 [--host 127.0.0.1] [--step-seconds 0.5]
+        [--api-key K ...] [--token T ...] [--state-file F] [--faults JSON-or-file] [--seed N]
+        [--max-body-bytes N] [--body-timeout S] [--log-body-bytes N] [--verbose]
+
+A host other than loopback logs a warning: the emulator's credentials are of no value and it has
+no TLS, so it should listen on loopback only.
 
 What it does (details in each module):
 
@@ -28,11 +36,18 @@ What it does (details in each module):
 * Default hyperparameters per version (:func:`.tuning.default_hyperparameters`): datasets of fewer
   than 500 examples get the smaller batch size (v1beta 4, v1beta3 16), else the larger (16, 64).
 * Credentials: an API key (``x-goog-api-key`` or ``?key=``) or a bearer token is required
-  (403/400/401 as the service answers); by default any non-empty key or token is accepted,
-  ``--api-key``/``--token`` restrict that.
-* Faults on demand per route (seeded 429 with ``Retry-After``, 500, 503, latency, dropped
-  connections): ``--faults``, ``Emulator(faults=...)``, ``emu.set_faults(...)`` or
-  ``PUT /_emulator/faults``. See :mod:`.faults` and :mod:`.control`.
+  (403/400/401 as the service answers); with none configured any non-empty key or token is
+  accepted, and once ``--api-key`` or ``--token`` configures any, only configured ones pass. The
+  request log redacts credential headers and query parameters.
+* Faults on demand per route (seeded 429 with ``Retry-After``, 500, 503, latency, connections
+  dropped before the request is handled - ``drop`` - or after it, so the change commits but the
+  answer is lost - ``drop_after``): ``--faults``, ``Emulator(faults=...)``, ``emu.set_faults(...)``
+  or ``PUT /_emulator/faults``. See :mod:`.faults` and :mod:`.control`.
+* Bounded request bodies (:mod:`.bodies`): 413 over the maximum size, 408 when one arrives too
+  slowly; JSON nested deeper than 100 levels or holding a lone surrogate is a 400, refused before
+  any state changes.
+* The ``fields`` system parameter (partial responses, :mod:`.partial`), e.g.
+  ``?fields=name,done,metadata(completedSteps,totalSteps),error``.
 
 Making a tuning job fail, on purpose
 ------------------------------------
@@ -40,8 +55,8 @@ Two ways; either way the model ends ``FAILED`` and its operation is ``done`` wit
 ``error {"code": 13, "message": ...}`` (INTERNAL):
 
 1. Put ``emulator:fail`` in the tuned model's ``displayName`` or ``description`` when creating it:
-   the job fails half-way through its steps. ``emulator:fail-at=<N>`` fails it at step ``N``
-   (``emulator:fail-at=0`` fails it at once).
+   the job fails half-way through its steps. ``emulator:fail-at=<N>`` fails it at step ``N``,
+   with ``completedSteps`` ``N`` (``emulator:fail-at=0`` fails it at once).
 2. While a job runs, ``POST /_emulator/fail/<tuned model id>`` (optional body
    ``{"message": "...", "atStep": N}``), or ``emu.fail_model("<id>")`` in Python.
 

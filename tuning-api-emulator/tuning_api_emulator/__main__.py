@@ -1,4 +1,4 @@
-"""Command line: ``python -m tuning_api_emulator --port 8085 ...``.
+"""Command line: ``tuning-api-emulator --port 8085 ...`` (or ``python -m tuning_api_emulator ...``).
 
 Prints the base URL once it is serving and stops cleanly on SIGINT or SIGTERM.
 """
@@ -13,6 +13,11 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from tuning_api_emulator.bodies import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_LOG_BODY_BYTES,
+    DEFAULT_MAX_BODY_BYTES,
+)
 from tuning_api_emulator.faults import FaultPlan
 from tuning_api_emulator.runner import Emulator
 
@@ -35,19 +40,40 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         dest="api_keys",
         metavar="KEY",
-        help="an accepted API key (repeatable); without it any non-empty key is accepted",
+        help="an accepted API key (repeatable); with no --api-key nor --token any non-empty key is "
+        "accepted, with either only the configured credentials are",
     )
     parser.add_argument(
         "--token",
         action="append",
         dest="tokens",
         metavar="TOKEN",
-        help="an accepted OAuth access token (repeatable); without it any non-empty token is accepted",
+        help="an accepted OAuth access token (repeatable); with no --api-key nor --token any non-empty "
+        "token is accepted, with either only the configured credentials are",
     )
     parser.add_argument("--state-file", help="JSON file that keeps tuned models across restarts")
     parser.add_argument("--faults", help="fault configuration: JSON text or the path of a JSON file")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of generated ids and fault draws (default 0)"
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"largest request body accepted, larger ones get 413 (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        help="seconds a request body may take to arrive, slower ones get 408 "
+        f"(default {DEFAULT_BODY_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--log-body-bytes",
+        type=int,
+        default=DEFAULT_LOG_BODY_BYTES,
+        help=f"bytes of each request body the request log keeps (default {DEFAULT_LOG_BODY_BYTES})",
     )
     parser.add_argument(
         "--verbose", action="store_true", help="log one line per API request (never credentials)"
@@ -73,16 +99,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(message)s",
         stream=sys.stdout,
     )
-    emulator = Emulator(
-        step_seconds=args.step_seconds,
-        api_keys=args.api_keys,
-        tokens=args.tokens,
-        state_file=args.state_file,
-        seed=args.seed,
-        host=args.host,
-        port=args.port,
-        faults=faults,
-    )
+    try:
+        emulator = Emulator(
+            step_seconds=args.step_seconds,
+            api_keys=args.api_keys,
+            tokens=args.tokens,
+            state_file=args.state_file,
+            seed=args.seed,
+            host=args.host,
+            port=args.port,
+            faults=faults,
+            max_body_bytes=args.max_body_bytes,
+            body_timeout=args.body_timeout,
+            log_body_bytes=args.log_body_bytes,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -9,8 +9,10 @@ A call needs an API key (``x-goog-api-key`` header or ``?key=``) or an OAuth acc
 * a token that is empty or not accepted, or a malformed ``Authorization`` header ->
   401 UNAUTHENTICATED "Request had invalid authentication credentials. ...".
 
-``None`` for the accepted keys (or tokens) accepts any non-empty value. The ``/_emulator/``
-control paths need no credentials.
+With no credential configured (both ``api_keys`` and ``tokens`` ``None``) any non-empty key or
+token is accepted. Once either is configured, only configured credentials pass: a key must be
+one of ``api_keys`` and a token one of ``tokens`` (``None`` then accepts none). The
+``/_emulator/`` control paths need no credentials.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ INVALID_CREDENTIALS = (
 
 
 def _accepted(value: str, allowed: Collection[str] | None) -> bool:
+    """Whether ``value`` is non-empty and one of ``allowed`` (``None``: any value)."""
     if not value:
         return False
     if allowed is None:
@@ -47,7 +50,15 @@ def check(
     api_keys: Collection[str] | None,
     tokens: Collection[str] | None,
 ) -> None:
-    """Raise the service's error when the request's credentials are missing or not accepted."""
+    """Raise the service's error when the request's credentials are missing or not accepted.
+
+    :param headers: the request headers.
+    :param query: the query parameters.
+    :param api_keys: the accepted API keys, ``None`` for any (only while ``tokens`` is ``None`` too).
+    :param tokens: the accepted access tokens, ``None`` for any (only while ``api_keys`` is ``None`` too).
+    """
+    if api_keys is not None or tokens is not None:  # configured: nothing else passes
+        api_keys, tokens = api_keys or (), tokens or ()
     key = headers.get("x-goog-api-key")
     if key is None:
         key = query.get("key")

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from tuning_api_emulator.bodies import read_body
 from tuning_api_emulator.errors import StatusError, bad_request, not_found
+from tuning_api_emulator.jsonio import loads_json
 
 if TYPE_CHECKING:
     from tuning_api_emulator.runtime import Runtime
@@ -39,11 +41,11 @@ def _error(err: StatusError) -> web.Response:
 
 
 async def _body(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await read_body(request, request.app[RUNTIME].body_limits)
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        return loads_json(raw.decode("utf-8", errors="replace"), constants=True)
     except ValueError as err:
         raise bad_request(f"Invalid JSON body: {err}") from None
 

@@ -40,6 +40,8 @@ class StatusError(Exception):
     :param message: the human-readable ``error.message``.
     :param details: ``error.details`` entries (``Any`` objects with an ``@type``).
     :param headers: extra response headers (e.g. ``Retry-After``).
+    :param http_status: the HTTP status when it is not the code's own (e.g. 413, 408, which no
+        ``google.rpc.Code`` maps to).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class StatusError(Exception):
         *,
         details: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        http_status: int | None = None,
     ) -> None:
         if status not in CODES:
             raise ValueError(f"unknown google.rpc.Code {status!r}")
@@ -57,11 +60,12 @@ class StatusError(Exception):
         self.message = message
         self.details = details or []
         self.headers = headers or {}
+        self._http_status = http_status
 
     @property
     def http_status(self) -> int:
-        """The HTTP status code that goes with :attr:`status`."""
-        return CODES[self.status][1]
+        """The HTTP status code: the one given, else the one that goes with :attr:`status`."""
+        return self._http_status if self._http_status is not None else CODES[self.status][1]
 
     def body(self) -> dict[str, Any]:
         """The JSON error body."""

@@ -8,9 +8,12 @@ applies; each rule has:
     ``"*"`` (every API route), an rpc name glob such as ``"GetOperation"`` or ``"*TunedModel*"``,
     or a path glob starting with ``/`` (optionally prefixed by an HTTP method), such as
     ``"/v1/tunedModels/*/operations/*"`` or ``"POST /v1beta/tunedModels"``.
-``error_429``, ``error_500``, ``error_503``, ``drop``
+``error_429``, ``error_500``, ``error_503``, ``drop``, ``drop_after``
     Probabilities (summing to at most 1) of answering 429 RESOURCE_EXHAUSTED (with ``Retry-After``),
-    500 INTERNAL, 503 UNAVAILABLE (with ``Retry-After``), or closing the connection without an answer.
+    500 INTERNAL, 503 UNAVAILABLE (with ``Retry-After``), closing the connection without an answer
+    before the request is handled (``drop``: nothing changed), or closing it without an answer
+    *after* the request was handled (``drop_after``: a create committed but its response was lost,
+    so a retry sees the change, e.g. a 409 ALREADY_EXISTS).
 ``latency``, ``jitter``
     Seconds added before answering: ``latency + uniform(0, jitter)``.
 ``retry_after``
@@ -20,15 +23,16 @@ applies; each rule has:
 from __future__ import annotations
 
 import fnmatch
-import json
+import math
 import random
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from tuning_api_emulator.errors import StatusError
+from tuning_api_emulator.jsonio import loads_json
 
-_OUTCOMES = ("error_429", "error_500", "error_503", "drop")
+_OUTCOMES = ("error_429", "error_500", "error_503", "drop", "drop_after")
 
 
 @dataclass(frozen=True)
@@ -40,27 +44,43 @@ class FaultRule:
     error_500: float = 0.0
     error_503: float = 0.0
     drop: float = 0.0
+    drop_after: float = 0.0
     latency: float = 0.0
     jitter: float = 0.0
     retry_after: int = 1
 
     def __post_init__(self) -> None:
-        for name in (*_OUTCOMES, "latency", "jitter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(
-                    f"fault rule {self.match!r}: {name} must be a non-negative number, got {value!r}"
-                )
+        if not isinstance(self.match, str) or not self.match:
+            raise ValueError("fault rule: match must be a non-empty string")
+        for name in _OUTCOMES:
+            self._check_number(name, 1.0, "a probability from 0 to 1")
+        for name in ("latency", "jitter"):
+            self._check_number(name, None, "a finite number of seconds, 0 or more")
         if sum(getattr(self, name) for name in _OUTCOMES) > 1.0 + 1e-9:
-            raise ValueError(f"fault rule {self.match!r}: error_429 + error_500 + error_503 + drop exceeds 1")
+            raise ValueError(f"fault rule {self.match!r}: {' + '.join(_OUTCOMES)} exceeds 1")
         if (
             isinstance(self.retry_after, bool)
             or not isinstance(self.retry_after, int)
             or self.retry_after < 0
         ):
             raise ValueError(f"fault rule {self.match!r}: retry_after must be a non-negative integer")
-        if not isinstance(self.match, str) or not self.match:
-            raise ValueError("fault rule: match must be a non-empty string")
+
+    def _check_number(self, name: str, high: float | None, expected: str) -> None:
+        """Raise unless field ``name`` is a finite number from 0 to ``high`` (no bound if ``None``).
+
+        :param name: the field.
+        :param high: the largest value allowed.
+        :param expected: what the value must be, for the error message.
+        """
+        value = getattr(self, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+            or (high is not None and value > high)
+        ):
+            raise ValueError(f"fault rule {self.match!r}: {name} must be {expected}, got {value!r}")
 
     def matches(self, rpc: str | None, method: str, path: str) -> bool:
         """Whether this rule applies to a request."""
@@ -80,7 +100,7 @@ class Decision:
     """What to do to one request: wait ``delay`` seconds, then ``outcome`` (``None`` = serve it)."""
 
     delay: float = 0.0
-    outcome: str | None = None  # error_429 | error_500 | error_503 | drop
+    outcome: str | None = None  # error_429 | error_500 | error_503 | drop | drop_after
     retry_after: int = 1
 
     def error(self) -> StatusError | None:
@@ -148,9 +168,9 @@ class FaultPlan:
     def from_text(cls, text: str, default_seed: int = 0) -> FaultPlan:
         """Build a plan from JSON text or from the path of a JSON file."""
         stripped = text.strip()
-        if stripped.startswith(("{", "[")):
-            return cls.from_config(json.loads(stripped), default_seed)
-        return cls.from_config(json.loads(Path(stripped).read_text(encoding="utf-8")), default_seed)
+        if not stripped.startswith(("{", "[")):
+            stripped = Path(stripped).read_text(encoding="utf-8")
+        return cls.from_config(loads_json(stripped, constants=True), default_seed)
 
     def to_config(self) -> dict[str, Any]:
         """The JSON form of the plan."""

@@ -1,7 +1,10 @@
 """JSON in and out the way the Google front end does it.
 
 * Input: strict JSON plus trailing commas (the seeds' curl bodies have them and the real service
-  accepted them); no ``NaN``/``Infinity``; the root must be an object.
+  accepted them); no ``NaN``/``Infinity``; the root must be an object; at most
+  :data:`MAX_JSON_DEPTH` levels of objects and arrays (checked before parsing, so a deeply nested
+  body is a 400, never a ``RecursionError``); every string valid Unicode (no lone surrogate such as
+  ``"\ud800"``, which cannot be written as UTF-8).
 * Output: pretty JSON (``prettyPrint=false`` gives compact), RFC 3339 UTC timestamps with ``Z``,
   ``float`` fields printed as the shortest decimal of their float32 value, and, when the client asks
   for ``$alt=json;enum-encoding=int`` (google-api-core REST transports do), enums as numbers.
@@ -16,13 +19,27 @@ from typing import Any
 
 from tuning_api_emulator.errors import bad_request
 
+#: The deepest nesting of objects and arrays a body may have (protobuf's default recursion limit).
+MAX_JSON_DEPTH = 100
+
+
+def _check_depth(depth: int) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(
+            f"JSON nesting too deep: more than {MAX_JSON_DEPTH} levels of nested objects and arrays."
+        )
+
 
 def _strip_trailing_commas(text: str) -> str:
-    """Drop commas that directly precede ``}`` or ``]`` (outside strings)."""
+    """Drop commas that directly precede ``}`` or ``]`` (outside strings), checking the nesting depth.
+
+    :raises ValueError: when objects and arrays nest deeper than :data:`MAX_JSON_DEPTH`.
+    """
     out: list[str] = []
     in_string = False
     escaped = False
     pending_comma: int | None = None
+    depth = 0
     for ch in text:
         if in_string:
             out.append(ch)
@@ -33,8 +50,13 @@ def _strip_trailing_commas(text: str) -> str:
             elif ch == '"':
                 in_string = False
             continue
-        if ch in "}]" and pending_comma is not None:
-            out[pending_comma] = ""
+        if ch in "{[":
+            depth += 1
+            _check_depth(depth)
+        elif ch in "}]":
+            depth -= 1
+            if pending_comma is not None:
+                out[pending_comma] = ""
         if ch == ",":
             pending_comma = len(out)
         elif not ch.isspace():
@@ -45,8 +67,47 @@ def _strip_trailing_commas(text: str) -> str:
     return "".join(out)
 
 
+def utf8_problem(value: Any) -> str | None:
+    """What makes ``value`` (a JSON value, walked without recursion) unwritable as UTF-8, if anything.
+
+    :param value: parsed JSON (dicts, lists, strings, numbers).
+    :returns: a message naming the bad string, or ``None`` when every string (and key) is valid.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as err:
+                bad = item[err.start : err.end].encode("unicode_escape").decode()
+                return f"Invalid string: it holds the lone surrogate {bad}, which is not valid Unicode."
+    return None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"Unexpected token {name}")
+
+
+def loads_json(text: str, *, constants: bool = False) -> Any:
+    """Parse JSON text (trailing commas allowed), checking depth and Unicode before use.
+
+    :param text: the JSON text.
+    :param constants: accept ``NaN``, ``Infinity`` and ``-Infinity`` (for the control paths, whose
+        own validation then names the offending field).
+    :raises ValueError: on invalid JSON, too deep a nesting or a lone surrogate.
+    """
+    cleaned = _strip_trailing_commas(text)
+    value = json.loads(cleaned) if constants else json.loads(cleaned, parse_constant=_reject_constant)
+    problem = utf8_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 def loads_body(raw: bytes) -> dict[str, Any]:
@@ -58,7 +119,7 @@ def loads_body(raw: bytes) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = json.loads(_strip_trailing_commas(text), parse_constant=_reject_constant)
+        value = loads_json(text)
     except ValueError as err:
         raise bad_request(f"Invalid JSON payload received. {err}") from None
     if not isinstance(value, dict):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from tuning_api_emulator.errors import bad_request
+from tuning_api_emulator.schema import INT32_MAX, INT32_MIN
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 1000
@@ -24,10 +25,14 @@ def _fingerprint(params: str) -> str:
 
 
 def page_size(raw: str | None, default: int) -> int:
-    """Parse ``pageSize``: unset or 0 -> ``default``; capped at 1000; negative -> 400."""
+    """Parse ``pageSize``: unset or 0 -> ``default``; capped at 1000; negative -> 400.
+
+    Like the service, a value that is not an int32 (not a number, or out of the int32 range) is a
+    400 ``Invalid value at 'page_size' (TYPE_INT32), "<value>"``.
+    """
     if raw is None or raw == "":
         return default
-    if not re.fullmatch(r"-?\d+", raw.strip()):
+    if not re.fullmatch(r"-?\d+", raw.strip()) or not INT32_MIN <= int(raw) <= INT32_MAX:
         raise bad_request(f"Invalid value at 'page_size' (TYPE_INT32), \"{raw}\"", "page_size")
     size = int(raw)
     if size < 0:

@@ -4,15 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import logging
 import os
 import threading
 from collections.abc import Callable, Collection
 from typing import Any
 
+from tuning_api_emulator.bodies import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_LOG_BODY_BYTES,
+    DEFAULT_MAX_BODY_BYTES,
+    BodyLimits,
+)
 from tuning_api_emulator.runtime import FaultsArg, Runtime
 from tuning_api_emulator.service import DEFAULT_OWNER
 
 _START_TIMEOUT = 30.0
+log = logging.getLogger("tuning_api_emulator")
+EXPOSED_WARNING = (
+    "The tuning API emulator listens on %s, which is not a loopback address: it accepts credentials "
+    "of no value (test keys and tokens, never verified with Google) and serves plain HTTP with no "
+    "TLS, so anyone who can reach that address can call it and read what is sent. Listen on "
+    "127.0.0.1 (the default) unless that is really meant."
+)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address) binds only the loopback interface.
+
+    :param host: the interface to bind; ``""`` and ``0.0.0.0``/``::`` mean every interface.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Emulator:
@@ -22,8 +50,10 @@ class Emulator:
     ...     requests.get(f"{emu.url}/v1beta/models", headers={"x-goog-api-key": "k"})
 
     :param step_seconds: seconds per tuning step (small for tests; the CLI default is 0.5).
-    :param api_keys: accepted API keys; ``None`` accepts any non-empty key.
-    :param tokens: accepted OAuth access tokens; ``None`` accepts any non-empty token.
+    :param api_keys: accepted API keys; ``None`` accepts any non-empty key while ``tokens`` is
+        ``None`` too (once keys or tokens are configured, only configured credentials pass).
+    :param tokens: accepted OAuth access tokens; ``None`` accepts any non-empty token while
+        ``api_keys`` is ``None`` too.
     :param state_file: JSON state file: loaded at start, rewritten atomically on every change.
     :param seed: seed of generated ids and of fault draws.
     :param host: interface to bind (loopback by default).
@@ -32,6 +62,10 @@ class Emulator:
     :param owner_email: the caller identity that owns created models.
     :param request_log_limit: how many requests :attr:`request_log` keeps.
     :param clock: time source (seconds since the epoch), for tests.
+    :param max_body_bytes: the largest request body accepted (a larger one is answered 413).
+    :param body_timeout: seconds a request body may take to arrive (a slower one is answered 408
+        and its connection closed).
+    :param log_body_bytes: how many bytes of each body the request log keeps.
     """
 
     def __init__(
@@ -48,6 +82,9 @@ class Emulator:
         owner_email: str = DEFAULT_OWNER,
         request_log_limit: int = 100_000,
         clock: Callable[[], float] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        log_body_bytes: int = DEFAULT_LOG_BODY_BYTES,
     ) -> None:
         kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
         self.runtime = Runtime(
@@ -59,6 +96,7 @@ class Emulator:
             faults=faults,
             owner_email=owner_email,
             request_log_limit=request_log_limit,
+            body_limits=BodyLimits(max_body_bytes, body_timeout, log_body_bytes),
             **kwargs,
         )
         self.host = host
@@ -81,6 +119,8 @@ class Emulator:
         """Start serving in a daemon thread; returns the base URL."""
         if self._thread is not None:
             return self.url
+        if not is_loopback(self.host):
+            log.warning(EXPOSED_WARNING, self.host or "every interface")
         ready = threading.Event()
         failure: list[BaseException] = []
         self._thread = threading.Thread(
@@ -113,7 +153,14 @@ class Emulator:
         from tuning_api_emulator.app import build_app
 
         self._stopped = asyncio.Event()
-        runner = web.AppRunner(build_app(self.runtime), access_log=None, handle_signals=False)
+        # After a 413 or 408 the rest of an unread body is drained for at most the body timeout
+        # (aiohttp's "lingering"), then the connection is closed.
+        runner = web.AppRunner(
+            build_app(self.runtime),
+            access_log=None,
+            handle_signals=False,
+            lingering_time=self.runtime.body_limits.timeout,
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port, backlog=4096, reuse_address=True)

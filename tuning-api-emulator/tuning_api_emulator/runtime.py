@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Collection
 from typing import Any
 
+from tuning_api_emulator.bodies import BodyLimits
 from tuning_api_emulator.faults import FaultPlan
 from tuning_api_emulator.service import DEFAULT_OWNER, Service
 from tuning_api_emulator.store import Store
@@ -27,14 +28,15 @@ class Runtime:
     """Store, service, accepted credentials, fault plan and request log.
 
     :param step_seconds: seconds per tuning step.
-    :param api_keys: accepted API keys; ``None`` accepts any non-empty key.
-    :param tokens: accepted OAuth access tokens; ``None`` accepts any non-empty token.
+    :param api_keys: accepted API keys; with ``tokens`` also ``None``, any non-empty key.
+    :param tokens: accepted OAuth access tokens; with ``api_keys`` also ``None``, any non-empty token.
     :param state_file: JSON file to load at start and rewrite after every change.
     :param seed: seed of generated ids and (by default) of fault draws.
     :param faults: a fault configuration (see :mod:`.faults`): dict, list, JSON text or file path.
     :param owner_email: the identity that owns the models it creates.
     :param request_log_limit: how many API requests the log keeps (oldest dropped first).
     :param clock: the time source (seconds since the epoch).
+    :param body_limits: the request body's maximum size, read deadline and logged prefix.
     """
 
     def __init__(
@@ -49,8 +51,10 @@ class Runtime:
         owner_email: str = DEFAULT_OWNER,
         request_log_limit: int = 100_000,
         clock: Callable[[], float] = time.time,
+        body_limits: BodyLimits | None = None,
     ) -> None:
         self.lock = threading.RLock()
+        self.body_limits = body_limits or BodyLimits()
         self.seed = seed
         self.clock = clock
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
@@ -60,6 +64,11 @@ class Runtime:
         self.service = Service(self.store, step_seconds=step_seconds, seed=seed, owner_email=owner_email)
         self.faults = self._plan(faults)
         self._log: deque[dict[str, Any]] = deque(maxlen=request_log_limit)
+
+    @property
+    def open_access(self) -> bool:
+        """Whether no credential is configured, so any non-empty key or token is accepted."""
+        return self.api_keys is None and self.tokens is None
 
     def _plan(self, faults: FaultsArg) -> FaultPlan:
         if isinstance(faults, FaultPlan):
@@ -129,8 +138,8 @@ class Runtime:
                 "stepSeconds": self.service.step_seconds,
                 "seed": self.seed,
                 "stateFile": str(self.store.path) if self.store.path else None,
-                "acceptedApiKeys": "any" if self.api_keys is None else len(self.api_keys),
-                "acceptedTokens": "any" if self.tokens is None else len(self.tokens),
+                "acceptedApiKeys": "any" if self.open_access else len(self.api_keys or ()),
+                "acceptedTokens": "any" if self.open_access else len(self.tokens or ()),
                 "tunedModels": models,
                 "faults": self.faults.to_config(),
                 "requestCount": len(self._log),

@@ -15,6 +15,7 @@ from typing import Any
 
 from tuning_api_emulator import catalogue, inference
 from tuning_api_emulator.errors import StatusError, bad_request, failed_precondition, not_found
+from tuning_api_emulator.jsonio import utf8_problem
 from tuning_api_emulator.paging import paginate
 from tuning_api_emulator.resources import render_operation, render_permission, render_tuned_model
 from tuning_api_emulator.routes import Match
@@ -496,6 +497,9 @@ class Service:
     ) -> dict[str, Any]:
         """Make a running tuning job fail now (or at ``at_step``); the operation gets error INTERNAL."""
         record = self._model(model_id.removeprefix("tunedModels/"))
+        problem = utf8_problem(message)
+        if problem is not None:
+            raise bad_request(f"message: {problem}", "message")
         state = progress(record, now)
         if state.done:
             raise failed_precondition(f"Tuned model {record.name} already finished ({state.state}).")

@@ -8,6 +8,7 @@ The file is JSON, rewritten atomically (temporary file + ``os.replace``) after e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -89,6 +90,19 @@ class TunedModelRecord:
         return cls(**values)
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Store:
     """Tuned models by id, with optional JSON persistence.
 
@@ -109,17 +123,22 @@ class Store:
         self.models = {m["id"]: TunedModelRecord.from_json(m) for m in data.get("tunedModels", [])}
 
     def save(self) -> None:
-        """Write the state file atomically (no-op without a state file)."""
+        """Write the state file atomically (no-op without a state file).
+
+        The JSON is encoded before anything is written; it goes to a temporary file in the same
+        folder, is flushed and fsynced, then ``os.replace`` puts it in place (and the folder is
+        fsynced), so a crash leaves the old file or the new one, never half of one.
+        """
         if self.path is None:
             return
         payload = json.dumps(
             {"format": STATE_FORMAT, "tunedModels": [m.to_json() for m in self.models.values()]},
             ensure_ascii=False,
-        )
+        ).encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            with os.fdopen(fd, "wb") as handle:
                 handle.write(payload)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -127,6 +146,7 @@ class Store:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _fsync_folder(self.path.parent)
 
     def clear(self) -> None:
         """Forget every tuned model (and persist that)."""

@@ -80,32 +80,44 @@ def steps_at(record: TunedModelRecord, moment: float) -> int:
     """Steps completed by ``moment`` if nothing stopped the job."""
     if moment <= record.start_time:
         return 0
-    # A margin well above float rounding of epoch seconds (~2e-7 s), so the moment a step
-    # completes (start + step * step_seconds) counts that step.
-    steps = math.floor((moment - record.start_time) / record.step_seconds + 1e-6)
+    # A margin in seconds well above the float rounding of epoch seconds (~2.4e-7 s), so the moment
+    # a step completes (start + step * step_seconds) counts that step whatever step_seconds is.
+    steps = math.floor((moment - record.start_time + _TIME_MARGIN) / record.step_seconds)
     return max(0, min(record.total_steps, steps))
+
+
+_TIME_MARGIN = 1e-6
 
 
 def _step_time(record: TunedModelRecord, step: int) -> float:
     return record.start_time + step * record.step_seconds
 
 
+def _first_end(record: TunedModelRecord) -> tuple[float, str, int]:
+    """The event that ends the job first: ``(time, kind, completed steps then)``.
+
+    A failure at step ``N`` ends with exactly ``N`` steps done (not a count recomputed from the
+    clock, which float rounding can put one step short).
+    """
+    total = record.total_steps
+    events: list[tuple[float, str, int]] = [(_step_time(record, total), "complete", total)]
+    if record.fail_at_step is not None:
+        at = min(record.fail_at_step, total)
+        events.append((_step_time(record, at), "fail", at))
+    for moment, kind in ((record.fail_time, "fail"), (record.cancel_time, "cancel")):
+        if moment is not None:
+            events.append((moment, kind, steps_at(record, moment)))
+    priority = {"cancel": 0, "fail": 1, "complete": 2}
+    return min(events, key=lambda event: (event[0], priority[event[1]]))
+
+
 def progress(record: TunedModelRecord, now: float) -> Progress:
     """The job's state at ``now``."""
-    events: list[tuple[float, str]] = [(_step_time(record, record.total_steps), "complete")]
-    if record.fail_at_step is not None:
-        events.append((_step_time(record, min(record.fail_at_step, record.total_steps)), "fail"))
-    if record.fail_time is not None:
-        events.append((record.fail_time, "fail"))
-    if record.cancel_time is not None:
-        events.append((record.cancel_time, "cancel"))
-    priority = {"cancel": 0, "fail": 1, "complete": 2}
-    when, kind = min(events, key=lambda event: (event[0], priority[event[1]]))
+    when, kind, steps = _first_end(record)
     if when > now:
         return Progress("CREATING", steps_at(record, now), False)
     if kind == "complete":
         return Progress("ACTIVE", record.total_steps, True, end_time=when)
-    steps = steps_at(record, when)
     if kind == "cancel":
         return Progress("FAILED", steps, True, when, "CANCELLED", CANCELLED_MESSAGE)
     message = (
