@@ -65,9 +65,9 @@ GOAL_RSS_KB = 20.0
 
 async def _warm_imports() -> None:
     """Load what the trigger loads lazily, so the RSS baseline holds the modules (a triggerer has them)."""
-    from airflow_provider_tuning.triggers import tuning
+    from airflow_provider_tuning.hooks import async_hook
 
-    await asyncio.to_thread(tuning._import_dependencies)
+    await asyncio.to_thread(async_hook._import_dependencies)
     from airflow_provider_tuning.hooks.connection import ConnectionSettings  # noqa: F401
     from airflow_provider_tuning.hooks.credentials import build_request_auth  # noqa: F401
 
@@ -102,7 +102,11 @@ async def child_triggers(opts: argparse.Namespace, names: list[str]) -> dict[str
     original = TuningOperationTrigger._poll
 
     async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-        outcome = await original(self, *args, **kwargs)
+        try:
+            outcome = await original(self, *args, **kwargs)
+        except Exception:
+            outcomes["failed"] += 1
+            raise
         outcomes["ok" if isinstance(outcome, TuningStatus) else "failed"] += 1
         return outcome
 

@@ -44,12 +44,12 @@ def fresh_secrets_masker() -> Iterator[None]:
         masker.patterns, masker.replacer = saved
 
 
-def run_in_debug_loop(coro_factory: Any) -> Any:
-    """Run ``coro_factory()`` on a new event loop in debug mode with a 20 ms slow-callback limit."""
+def run_in_debug_loop(coro_factory: Any, slow: float = SLOW) -> Any:
+    """Run ``coro_factory()`` on a new event loop in debug mode with a ``slow`` (20 ms) callback limit."""
     loop = asyncio.new_event_loop()
     try:
         loop.set_debug(True)
-        loop.slow_callback_duration = SLOW
+        loop.slow_callback_duration = slow
         return loop.run_until_complete(asyncio.wait_for(coro_factory(), 20))
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())
@@ -143,3 +143,37 @@ def test_oauth_trigger_refreshes_tokens_off_the_loop(
     serialized = json.dumps(trigger.serialize()) + json.dumps(events)
     assert CLIENT_SECRET not in serialized
     assert REFRESH_TOKEN not in serialized
+
+
+BIG_JOB_STEPS = 10_000
+#: The longest step a 10,000-step job may hold the loop for (the project's goal for this size).
+BIG_JOB_SLOW = 0.05
+
+
+def test_a_10000_step_job_never_holds_the_loop_and_its_event_stays_small(
+    api: ScriptedApi, conn_id: str, caplog: pytest.LogCaptureFixture
+):
+    """A server that ignores ``fields`` sends every snapshot (about 1 MB a poll): the JSON and the
+    snapshots are parsed in a worker thread, and the event carries a summary, not the operation."""
+    api.script(
+        OP_PATH,
+        operation(5_000, total=BIG_JOB_STEPS),
+        operation(9_000, total=BIG_JOB_STEPS),
+        operation(BIG_JOB_STEPS, total=BIG_JOB_STEPS, done=True),
+    )
+    trigger = TuningOperationTrigger(conn_id=conn_id, name=OP, poll_interval=0.01)
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    [event] = run_in_debug_loop(lambda: _events(trigger), slow=BIG_JOB_SLOW)
+    assert event["status"] == "success"
+    assert event["summary"]["completed_steps"] == BIG_JOB_STEPS
+    assert len(json.dumps(event)) < 4096  # Airflow stores it in its database and prints it in the log
+    assert slow_callback_warnings(caplog) == []
+
+
+def test_a_failed_10000_step_job_yields_a_small_event(api: ScriptedApi, conn_id: str):
+    message = "Tuning failed: " + "x" * 20_000  # even an enormous API message is cut
+    api.script(OP_PATH, operation(BIG_JOB_STEPS, total=BIG_JOB_STEPS, error={"code": 13, "message": message}))
+    [event] = run_in_debug_loop(lambda: _events(TuningOperationTrigger(conn_id=conn_id, name=OP)))
+    assert (event["status"], event["code"]) == ("failed", 13)
+    assert event["message"].startswith("Tuning failed: xxx")
+    assert len(json.dumps(event)) < 4096
