@@ -44,9 +44,8 @@ from bench._common import (
     table,
 )
 
-
 #: The access token the bench's token endpoint issues on every refresh (refreshes are counted there).
-BENCH_TOKEN = "bench-access-token"
+BENCH_TOKEN = "bench-access-token"  # noqa: S105 - a loopback test token
 
 
 class TokenEndpoint:

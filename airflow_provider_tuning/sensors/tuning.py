@@ -110,7 +110,7 @@ class TunedModelSensor(BaseSensorOperator):
         nothing, so in ``reschedule`` mode a failed poll is repeated within the same poke (with
         the policy's backoff) until it succeeds or the budget runs out.
         """
-        from airflow_provider_tuning.waiting import Done, Sleep, WaitState, check_tuning
+        from airflow_provider_tuning.waiting import Done, GiveUp, Sleep, WaitState, check_tuning
 
         if self._state is None:
             self._state = WaitState()
@@ -120,7 +120,7 @@ class TunedModelSensor(BaseSensorOperator):
                 status = check_tuning(self.hook, self.target, api_version=self.api_version, state=state)
             except GenerativeLanguageError as err:
                 decision = self.policy.after_error(state, err, time.time())
-                if not isinstance(decision, Sleep):  # GiveUp: a final error, or the budget is spent
+                if isinstance(decision, GiveUp):  # a final error, or the budget is spent
                     raise decision.error from None
                 self.log.warning(
                     "Failed poll %d/%d of %s: %s",
@@ -129,7 +129,7 @@ class TunedModelSensor(BaseSensorOperator):
                     self.target,
                     err,
                 )
-                if not self.reschedule:
+                if not self.reschedule or not isinstance(decision, Sleep):
                     return False
                 time.sleep(decision.seconds)
                 continue
