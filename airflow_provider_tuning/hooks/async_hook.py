@@ -21,7 +21,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseHook, conf
 
 from airflow_provider_tuning.exceptions import ApiConnectionError, GenerativeLanguageError, InvalidInputError
-from airflow_provider_tuning.hooks.connection import CONN_TYPE, DEFAULT_API_VERSION, DEFAULT_CONN_ID
+from airflow_provider_tuning.hooks.connection import (
+    DEFAULT_API_VERSION,
+    DEFAULT_CONN_ID,
+    ConnectionHookAttributes,
+)
 from airflow_provider_tuning.hooks.retry import RetryPolicy
 from airflow_provider_tuning.hooks.transport import REAUTHENTICATE, Call, Retry, prepare_request
 
@@ -139,7 +143,7 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-class GenerativeLanguageAsyncHook(BaseHook):
+class GenerativeLanguageAsyncHook(ConnectionHookAttributes, BaseHook):
     """Async API calls on a ``generative_language`` connection (the shape of ``HttpAsyncHook``).
 
     Use it as an async context manager: entering reads the connection and leases the shared
@@ -153,9 +157,6 @@ class GenerativeLanguageAsyncHook(BaseHook):
     :param request_timeout: total seconds one HTTP request may take.
     """
 
-    conn_name_attr = "conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
     hook_name = "Generative Language (tuning, async)"
 
     def __init__(

@@ -473,3 +473,11 @@ def _str_option(extra: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str):
         raise ConnectionConfigError(f"extra field {key!r} must be a string")
     return value.strip() or None
+
+
+class ConnectionHookAttributes:
+    """The Airflow hook attributes every hook of this connection type shares (sync and async)."""
+
+    conn_name_attr = "conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
