@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_provider_tuning import validation
 from airflow_provider_tuning.constants import SUPPORTED_EXTENSIONS
 from airflow_provider_tuning.exceptions import InvalidInputError, TrainingDataError
 
@@ -78,15 +79,10 @@ class ExampleLimits:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
     def __post_init__(self) -> None:
-        for name in ("max_input_chars", "max_output_chars", "max_file_bytes"):
+        for name in ("max_input_chars", "max_output_chars", "max_examples", "max_file_bytes"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"ExampleLimits.{name} must be a positive integer, got {value!r}")
-        value = self.max_examples
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise InvalidInputError(
-                f"ExampleLimits.max_examples must be a positive integer or None, got {value!r}"
-            )
+            if value is not None or name != "max_examples":
+                object.__setattr__(self, name, validation.positive_int(f"ExampleLimits.{name}", value))
 
 
 @dataclass(frozen=True)
@@ -211,8 +207,7 @@ def load_prompts(
         _check_field_name("expected_field", expected_field)
         if expected_field == prompt_field:
             raise InvalidInputError(f"prompt_field and expected_field are both {prompt_field!r}")
-    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
-        raise InvalidInputError(f"max_chars must be a positive integer, got {max_chars!r}")
+    max_chars = validation.positive_int("max_chars", max_chars)
     _check_encoding(encoding)
     prompt_spec = _Field(prompt_field, (prompt_field,), "prompt", max_chars, "max_chars")
     fields = [prompt_spec]

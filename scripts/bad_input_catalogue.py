@@ -605,7 +605,7 @@ CASES: list[Case] = [
         OPERATOR_ARGUMENT,
         _tune_args(temperature=1.5),
         InvalidInputError,
-        "temperature must be >= 0.0 and <= 1.0, got 1.5",
+        "temperature must be >= 0 and <= 1, got 1.5",
         True,
     ),
     Case(
@@ -621,7 +621,7 @@ CASES: list[Case] = [
         OPERATOR_ARGUMENT,
         _generate_args(temperature=2.5),
         InvalidInputError,
-        "temperature must be in [0, 2], got 2.5",
+        "temperature must be >= 0 and <= 2, got 2.5",
         True,
     ),
     Case(
@@ -629,7 +629,7 @@ CASES: list[Case] = [
         OPERATOR_ARGUMENT,
         _generate_args(candidate_count=9),
         InvalidInputError,
-        "candidate_count must be in [1, 8], got 9",
+        "candidate_count must be at most 8, got 9",
         True,
     ),
     Case(
@@ -677,7 +677,7 @@ CASES: list[Case] = [
         OPERATOR_ARGUMENT,
         _generate_args(concurrency=0),
         InvalidInputError,
-        "concurrency must be >= 1, got 0",
+        "concurrency must be a positive integer, got 0",
         True,
     ),
     Case(

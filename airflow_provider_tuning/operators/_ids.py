@@ -11,19 +11,11 @@ import hashlib
 import json
 import re
 
-#: The ``tunedModelId`` rule of ``tunedModels.create`` (CONTRACT.md sections 3 and 7).
-TUNED_MODEL_ID_PATTERN = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
+from airflow_provider_tuning import validation
+
 MAX_TUNED_MODEL_ID_LENGTH = 40
 _HASH_CHARS = 10
 _NON_ID_CHARS = re.compile(r"[^a-z0-9]+")
-
-
-def is_valid_tuned_model_id(value: str) -> bool:
-    """Return whether ``value`` satisfies the API's ``tunedModelId`` rule.
-
-    :param value: a bare id (without ``tunedModels/``).
-    """
-    return TUNED_MODEL_ID_PATTERN.fullmatch(value) is not None
 
 
 def _slug(text: str) -> str:
@@ -37,7 +29,7 @@ def _fit(prefix: str, suffix: str) -> str:
         prefix = f"t-{prefix}".rstrip("-") if prefix else "t"
     room = MAX_TUNED_MODEL_ID_LENGTH - len(suffix)
     prefix = prefix[:room].rstrip("-") or "t"
-    return f"{prefix}{suffix}"
+    return validation.tuned_model_id(f"{prefix}{suffix}", what="generated tuned model id")
 
 
 def default_tuned_model_id(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_tuning import validation
 from airflow_provider_tuning.constants import DEFAULT_CONN_ID, SUPPORTED_EXTENSIONS
 from airflow_provider_tuning.exceptions import (
     ApiError,
@@ -88,7 +88,7 @@ PALM_BLOCK_THRESHOLDS = frozenset(
 GEMINI_BLOCK_THRESHOLDS = PALM_BLOCK_THRESHOLDS | {"OFF"}
 
 MAX_STOP_SEQUENCES = 5
-MIN_CANDIDATE_COUNT, MAX_CANDIDATE_COUNT = 1, 8
+MAX_CANDIDATE_COUNT = 8
 
 #: Above this many results without ``output_uri`` a warning suggests writing JSONL instead of XCom.
 LARGE_XCOM_RESULTS = 1000
@@ -99,38 +99,6 @@ RATE_LIMIT_MARGIN = 1.0
 
 
 # --- validation helpers (pure) --------------------------------------------------------------------------
-
-
-def _number(name: str, value: Any, *, integer: bool, low: float | None, high: float | None) -> Any:
-    """Coerce ``value`` (a number, or a numeric string from a rendered template) and check its range."""
-    if isinstance(value, bool):
-        raise InvalidInputError(f"{name} must be a number, got {value!r}")
-    if isinstance(value, str):
-        try:
-            value = int(value.strip()) if integer else float(value.strip())
-        except ValueError:
-            kind = "an integer" if integer else "a number"
-            raise InvalidInputError(f"{name} must be {kind}, got {value!r}") from None
-    if integer:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int):
-            raise InvalidInputError(f"{name} must be an integer, got {value!r}")
-    elif isinstance(value, (int, float)):
-        value = float(value)
-        if not math.isfinite(value):
-            raise InvalidInputError(f"{name} must be a finite number, got {value!r}")
-    else:
-        raise InvalidInputError(f"{name} must be a number, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        if high is None:
-            bounds = f">= {low:g}"
-        elif low is None:
-            bounds = f"<= {high:g}"
-        else:
-            bounds = f"in [{low:g}, {high:g}]"
-        raise InvalidInputError(f"{name} must be {bounds}, got {value!r}")
-    return value
 
 
 def _stop_sequences(value: Any) -> list[str]:
@@ -425,12 +393,12 @@ class BaseGenerateOperator(BaseOperator):
         # Arguments that are not templated are checked when the DAG is parsed.
         if prompts_kind not in ("auto", "text", "source"):
             raise InvalidInputError(f"prompts_kind must be 'auto', 'text' or 'source', got {prompts_kind!r}")
-        _number("concurrency", concurrency, integer=True, low=1, high=None)
-        _number("max_prompt_chars", max_prompt_chars, integer=True, low=1, high=None)
+        validation.positive_int("concurrency", concurrency)
+        validation.positive_int("max_prompt_chars", max_prompt_chars)
         if requests_per_minute is not None:
-            _number("requests_per_minute", requests_per_minute, integer=True, low=1, high=None)
+            validation.positive_int("requests_per_minute", requests_per_minute)
         if min_score is not None:
-            _number("min_score", min_score, integer=False, low=0, high=1)
+            validation.number("min_score", min_score, minimum=0.0, maximum=1.0)
         if min_score_metric not in METRICS:
             raise InvalidInputError(
                 f"min_score_metric must be one of {list(METRICS)}, got {min_score_metric!r}"
@@ -453,12 +421,7 @@ class BaseGenerateOperator(BaseOperator):
     # -- validation ---------------------------------------------------------------------------------------
 
     def _validate_model_and_version(self) -> None:
-        model = self.model
-        if not isinstance(model, str) or not model.startswith(("tunedModels/", "models/")):
-            raise InvalidInputError(f"model must be 'tunedModels/<id>' or 'models/<id>', got {model!r}")
-        rest = model.split("/", 1)[1]
-        if not rest or "/" in rest or any(ch.isspace() or ch in "?#:%" for ch in rest):
-            raise InvalidInputError(f"model {model!r} is not a valid model name")
+        self.model = validation.model_name(self.model)
         if self.api_version not in self.allowed_api_versions:
             raise InvalidInputError(
                 f"{type(self).__name__} calls {self.method_name}, which api_version "
@@ -469,24 +432,20 @@ class BaseGenerateOperator(BaseOperator):
         """Validate the settings both methods share; keys are the hook's keyword names."""
         settings: dict[str, Any] = {}
         if self.temperature is not None:
-            settings["temperature"] = _number(
-                "temperature", self.temperature, integer=False, low=0, high=self.max_temperature
+            settings["temperature"] = validation.number(
+                "temperature", self.temperature, minimum=0.0, maximum=self.max_temperature
             )
         if self.top_p is not None:
-            settings["top_p"] = _number("top_p", self.top_p, integer=False, low=0, high=1)
+            settings["top_p"] = validation.number("top_p", self.top_p, minimum=0.0, maximum=1.0)
         if self.top_k is not None:
-            settings["top_k"] = _number("top_k", self.top_k, integer=True, low=1, high=None)
+            settings["top_k"] = validation.positive_int("top_k", self.top_k)
         if self.candidate_count is not None:
-            settings["candidate_count"] = _number(
-                "candidate_count",
-                self.candidate_count,
-                integer=True,
-                low=MIN_CANDIDATE_COUNT,
-                high=MAX_CANDIDATE_COUNT,
+            settings["candidate_count"] = validation.positive_int(
+                "candidate_count", self.candidate_count, maximum=MAX_CANDIDATE_COUNT
             )
         if self.max_output_tokens is not None:
-            settings["max_output_tokens"] = _number(
-                "max_output_tokens", self.max_output_tokens, integer=True, low=1, high=None
+            settings["max_output_tokens"] = validation.positive_int(
+                "max_output_tokens", self.max_output_tokens
             )
         if self.stop_sequences is not None:
             settings["stop_sequences"] = _stop_sequences(self.stop_sequences)

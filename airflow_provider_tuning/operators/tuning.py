@@ -21,16 +21,15 @@ and the data loaders) are imported inside methods, so DAG files importing this m
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator, conf
+from airflow.providers.common.compat.sdk import Asset, BaseOperator, conf
 
+from airflow_provider_tuning import validation
 from airflow_provider_tuning.constants import DEFAULT_CONN_ID
 from airflow_provider_tuning.exceptions import (
     AlreadyExistsError,
@@ -39,12 +38,12 @@ from airflow_provider_tuning.exceptions import (
     GenerativeLanguageError,
     InvalidInputError,
     NotFoundError,
-    TrainingDataError,
     TuningFailedError,
 )
 from airflow_provider_tuning.operators import _validation as check
 from airflow_provider_tuning.operators._ids import default_tuned_model_id, recreated_tuned_model_id
 from airflow_provider_tuning.operators._results import total_steps_of_operation, tuned_model_result
+from airflow_provider_tuning.operators._validation import input_errors_fail_without_retry
 from airflow_provider_tuning.operators.links import TunedModelLink
 
 if TYPE_CHECKING:
@@ -57,37 +56,6 @@ if TYPE_CHECKING:
 TUNED_MODEL_XCOM_KEY = "tuned_model"
 #: How many models (the first one plus recreations) one task instance may create at most.
 MAX_GENERATIONS = 10
-
-
-@contextmanager
-def fail_without_retry() -> Iterator[None]:
-    """Turn input errors into ``AirflowFailException`` (no retry), keeping the error as ``__cause__``."""
-    try:
-        yield
-    except (InvalidInputError, TrainingDataError) as err:
-        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def input_errors_fail_without_retry(method: _F) -> _F:
-    """Decorate ``execute``/``execute_complete``: input errors (ours or the hook's, all raised before
-    any HTTP request) fail the task without retry; see :func:`fail_without_retry`."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with fail_without_retry():
-            return method(*args, **kwargs)
-
-    return cast("_F", wrapper)
-
-
-def _seconds(name: str, value: timedelta | float | int) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise InvalidInputError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}")
-    return float(seconds)
 
 
 def _config_float(option: str, fallback: float) -> float:
@@ -285,17 +253,9 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
             timeout = _config_float("default_timeout", 86400.0)
         if max_consecutive_failures is None:
             max_consecutive_failures = int(_config_float("max_consecutive_failures", 5))
-        self.poll_interval = _seconds("poll_interval", poll_interval)
-        self.timeout = _seconds("timeout", timeout)
-        if (
-            isinstance(max_consecutive_failures, bool)
-            or not isinstance(max_consecutive_failures, int)
-            or (max_consecutive_failures < 1)
-        ):
-            raise InvalidInputError(
-                f"max_consecutive_failures must be an integer >= 1, got {max_consecutive_failures!r}"
-            )
-        self.max_consecutive_failures = max_consecutive_failures
+        self.poll_interval = validation.seconds("poll_interval", poll_interval)
+        self.timeout = validation.seconds("timeout", timeout)
+        self.max_consecutive_failures = validation.failure_budget(max_consecutive_failures)
         self.recreate_on_failure = recreate_on_failure
         self.asset = asset or Asset(
             name=f"tuned_model/{self.dag_id}/{self.task_id}",
@@ -332,10 +292,10 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
         """
         from airflow_provider_tuning.datasets import build_training_data, load_examples
 
-        base_model = check.normalize_base_model(self.base_model)
+        base_model = validation.base_model_name(self.base_model)
         api_version = check.resolve_api_version(base_model, self.api_version)
-        display_name = check.validate_display_name(self.display_name)
-        description = check.validate_description(self.description)
+        display_name = validation.display_name(self.display_name)
+        description = validation.optional_string("description", self.description)
         hyperparameters = check.build_hyperparameters(
             api_version=api_version,
             epoch_count=self.epoch_count,
@@ -348,7 +308,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
             if not isinstance(getattr(self, field), str) or not getattr(self, field):
                 raise InvalidInputError(f"{field} must be a non-empty string, got {getattr(self, field)!r}")
         if self.tuned_model_id:
-            model_id = check.validate_tuned_model_id(self.tuned_model_id)
+            model_id = validation.tuned_model_id(self.tuned_model_id)
         else:
             model_id = self.default_tuned_model_id(context)
         examples = load_examples(
@@ -581,7 +541,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
                 f"the tuning trigger's success event names no tuned model: {event!r}"
             )
         version = api_version or check.resolve_api_version(
-            check.normalize_base_model(self.base_model), self.api_version
+            validation.base_model_name(self.base_model), self.api_version
         )
         steps = status.total_steps or total_steps
         return self._finish(context, self.get_hook(version), name, version, operation, steps)
@@ -643,7 +603,7 @@ class GetTunedModelOperator(_GenerativeLanguageOperator):
 
         :param context: the Airflow context.
         """
-        name = check.normalize_tuned_model_name(self.tuned_model_name)
+        name = validation.tuned_model_name(self.tuned_model_name)
         hook = self.get_hook()
         model = hook.get_tuned_model(name)
         self._persist_link(context, hook, self.api_version or hook.settings.api_version, name)
@@ -682,12 +642,9 @@ class ListTunedModelsOperator(_GenerativeLanguageOperator):
 
         :param context: the Airflow context.
         """
-        page_size = None if self.page_size is None else check.to_positive_int("page_size", self.page_size)
-        if page_size is not None and page_size > 1000:
-            raise InvalidInputError(f"page_size must be at most 1000, got {page_size}")
-        limit = None if self.max_results is None else check.to_positive_int("max_results", self.max_results)
-        if self.filter is not None and not isinstance(self.filter, str):
-            raise InvalidInputError(f"filter must be a string, got {self.filter!r}")
+        page_size = validation.page_size(self.page_size)
+        limit = None if self.max_results is None else validation.positive_int("max_results", self.max_results)
+        validation.optional_string("filter", self.filter)
         if self.filter and self.api_version == "v1beta3":
             raise InvalidInputError("filter exists only in v1beta, not in v1beta3")
         models: list[dict[str, Any]] = []
@@ -774,12 +731,12 @@ class UpdateTunedModelOperator(_GenerativeLanguageOperator):
 
         :raises InvalidInputError: an argument is invalid or nothing is to be updated.
         """
-        name = check.normalize_tuned_model_name(self.tuned_model_name)
+        name = validation.tuned_model_name(self.tuned_model_name)
         patch: dict[str, Any] = {}
         if self.display_name is not None:
-            patch["displayName"] = check.validate_display_name(self.display_name)
+            patch["displayName"] = validation.display_name(self.display_name)
         if self.description is not None:
-            patch["description"] = check.validate_description(self.description)
+            patch["description"] = validation.optional_string("description", self.description)
         patch.update(check.build_sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k))
         if self.fields is not None:
             if not isinstance(self.fields, dict):
@@ -844,7 +801,7 @@ class DeleteTunedModelOperator(_GenerativeLanguageOperator):
 
         :param context: the Airflow context.
         """
-        name = check.normalize_tuned_model_name(self.tuned_model_name)
+        name = validation.tuned_model_name(self.tuned_model_name)
         try:
             self.get_hook().delete_tuned_model(name)
         except NotFoundError:

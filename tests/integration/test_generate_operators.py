@@ -154,7 +154,7 @@ def test_bad_settings_send_no_request(emulator, gemini_model):
     op = GenerateContentOperator(
         task_id="bad", model=gemini_model, prompts=["1"], temperature=2.5, stop_sequences=["a"] * 6
     )
-    with pytest.raises(InvalidInputError, match=r"temperature must be in \[0, 2\], got 2\.5"):
+    with pytest.raises(InvalidInputError, match=r"temperature must be >= 0 and <= 2, got 2\.5"):
         op.execute({})
     assert emulator.request_log == []
 

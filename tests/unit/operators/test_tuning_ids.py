@@ -7,13 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_provider_tuning.operators._ids import (
-    TUNED_MODEL_ID_PATTERN,
-    default_tuned_model_id,
-    is_valid_tuned_model_id,
-    recreated_tuned_model_id,
-)
+from airflow_provider_tuning.operators._ids import default_tuned_model_id, recreated_tuned_model_id
 from airflow_provider_tuning.operators.tuning import CreateTunedModelOperator
+from airflow_provider_tuning.validation import TUNED_MODEL_ID_PATTERN
+
+
+def is_valid_tuned_model_id(value: str) -> bool:
+    return TUNED_MODEL_ID_PATTERN.fullmatch(value) is not None
+
 
 API_RULE = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 
