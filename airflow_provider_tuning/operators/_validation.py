@@ -52,6 +52,19 @@ def input_errors_fail_without_retry(method: _F) -> _F:
     return cast("_F", wrapper)
 
 
+def failures_fail_without_retry(method: _F) -> _F:
+    """Decorate a tuning operator's ``execute``/``execute_complete``: input errors, and a tuning job that
+    ended FAILED (unless the operator's ``recreate_on_failure`` is set: then a retry may create the model
+    again), fail the task without retry; see :func:`fail_without_retry`."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with fail_without_retry(failed_jobs=not getattr(self, "recreate_on_failure", False)):
+            return method(self, *args, **kwargs)
+
+    return cast("_F", wrapper)
+
+
 def is_palm_model(base_model: str) -> bool:
     """Return whether ``base_model`` (``models/<id>``) is a PaLM text model such as ``text-bison-001``.
 

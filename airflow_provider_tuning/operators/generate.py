@@ -12,6 +12,13 @@ Both operators share :class:`BaseGenerateOperator`, which
 * optionally scores the answers against expected outputs (see
   :mod:`airflow_provider_tuning.operators.evaluation`) and fails below ``min_score``.
 
+Failure semantics: invalid input (:class:`~airflow_provider_tuning.exceptions.InvalidInputError`,
+:class:`~airflow_provider_tuning.exceptions.TrainingDataError`), detected before any API call, and a
+tuned model found FAILED (:class:`~airflow_provider_tuning.exceptions.TuningFailedError`) fail the task
+**without retry**: ``AirflowFailException`` with the specific error as ``__cause__``. A tuned model that
+is still CREATING, API errors and a score below ``min_score`` keep their own class and are retried as
+configured on the task.
+
 Only the connection id travels: no credential is an argument, a template field or part of the XCom.
 Heavy modules (the hook, requests, google-auth, the object-storage layer) are imported inside methods.
 """
@@ -26,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_tuning import validation
 from airflow_provider_tuning.constants import DEFAULT_CONN_ID, SUPPORTED_EXTENSIONS
@@ -42,6 +49,7 @@ from airflow_provider_tuning.exceptions import (
     UnexpectedResponseError,
 )
 from airflow_provider_tuning.operators._ratelimit import RateLimiterAbortedError, SlidingWindowRateLimiter
+from airflow_provider_tuning.operators._validation import input_errors_fail_without_retry
 from airflow_provider_tuning.operators.evaluation import METRICS, format_table, match_flags, score
 
 if TYPE_CHECKING:
@@ -506,8 +514,13 @@ class BaseGenerateOperator(BaseOperator):
         """Size the hook's connection pool for ``concurrency`` and install the rate limiter, if any."""
         _configure_session(hook, pool_size=self.concurrency, limiter=limiter)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        # 1. Everything that can be checked without the network, in order.
+    @input_errors_fail_without_retry
+    def validate_inputs(self) -> tuple[dict[str, Any], list[PromptItem], Any]:
+        """Check everything that can be checked without the network, in order; input errors fail the
+        task without retry (``AirflowFailException`` with the specific error as ``__cause__``).
+
+        :return: the hook call's keyword arguments, the prompts and the output path (or ``None``).
+        """
         self._validate_model_and_version()
         request = self.build_request()
         items = self.load_prompt_items()
@@ -517,7 +530,11 @@ class BaseGenerateOperator(BaseOperator):
                 "min_score is set but no prompt has an expected output: set expected_field (and give "
                 "records that have it)"
             )
-        output_path = self._output_path()
+        return request, items, self._output_path()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        # 1. Everything that can be checked without the network, in order.
+        request, items, output_path = self.validate_inputs()
 
         # 2. One hook, one pool, optional rate limit.
         self._stop = threading.Event()
@@ -665,7 +682,9 @@ class BaseGenerateOperator(BaseOperator):
         model = hook.get_tuned_model(self.model, api_version=version)
         state = model.get("state") if isinstance(model, Mapping) else None
         if state == "FAILED":
-            raise TuningFailedError(self.model, "the tuned model is FAILED and cannot generate")
+            # A FAILED model stays FAILED: a retry would fail the same way.
+            failed = TuningFailedError(self.model, "the tuned model is FAILED and cannot generate")
+            raise AirflowFailException(f"{type(failed).__name__}: {failed}") from failed
         if state not in (None, "ACTIVE", "STATE_UNSPECIFIED"):
             raise InvalidInputError(
                 f"{self.model} is {state}, not ACTIVE: it cannot generate yet; wait for the tuning to finish "

@@ -5,14 +5,22 @@ Failure semantics:
 * Invalid operator input (:class:`~airflow_provider_tuning.exceptions.InvalidInputError`,
   :class:`~airflow_provider_tuning.exceptions.TrainingDataError`) is detected before any API call
   and fails the task **without retry**: it is raised as ``AirflowFailException`` whose
-  ``__cause__`` is the specific error (a retry would meet the same input).
-* Everything else keeps its own class and is retried as configured on the task: API errors
-  (:class:`~airflow_provider_tuning.exceptions.ApiError` subclasses), a finished job that failed
+  ``__cause__`` is the specific error (a retry would meet the same input). So is a
+  ``tuned_model_id`` that holds a model of another task instance or of another request (see
+  :class:`CreateTunedModelOperator`).
+* A tuning job that ended FAILED or was cancelled
   (:class:`~airflow_provider_tuning.exceptions.TuningFailedError`,
-  :class:`~airflow_provider_tuning.exceptions.TuningCancelledError`) and an expired wait
+  :class:`~airflow_provider_tuning.exceptions.TuningCancelledError`), whether the worker waited
+  for it or the trigger did (``execute_complete`` with a failed event), also fails **without
+  retry**, as ``AirflowFailException`` with the specific error as ``__cause__``: a retry would
+  reattach to the same FAILED model and fail the same way. With ``recreate_on_failure=True`` it
+  keeps its own class and is retried as configured, because a retry creates the model again under
+  the next deterministic id (once all :data:`MAX_GENERATIONS` ended FAILED, without retry again).
+* Everything else keeps its own class and is retried as configured on the task: API errors
+  (:class:`~airflow_provider_tuning.exceptions.ApiError` subclasses) and an expired wait
   (:class:`~airflow_provider_tuning.exceptions.TuningTimeoutError`). A retry never duplicates a
   model: it meets 409 ALREADY_EXISTS on the deterministic id and reattaches (waits again for a
-  CREATING model, fails again at once for a FAILED one unless ``recreate_on_failure`` is set).
+  CREATING model).
 
 Only the connection id travels: no credential is ever an argument, a template field, a trigger
 argument or part of an XCom value. Heavy modules (the hook, google-auth, HTTP clients, the trigger
@@ -27,7 +35,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import Asset, BaseOperator, conf
+from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator, conf
 
 from airflow_provider_tuning import validation
 from airflow_provider_tuning.constants import DEFAULT_CONN_ID
@@ -43,7 +51,10 @@ from airflow_provider_tuning.exceptions import (
 from airflow_provider_tuning.operators import _validation as check
 from airflow_provider_tuning.operators._ids import default_tuned_model_id, recreated_tuned_model_id
 from airflow_provider_tuning.operators._results import total_steps_of_operation, tuned_model_result
-from airflow_provider_tuning.operators._validation import input_errors_fail_without_retry
+from airflow_provider_tuning.operators._validation import (
+    failures_fail_without_retry,
+    input_errors_fail_without_retry,
+)
 from airflow_provider_tuning.operators.links import TunedModelLink
 
 if TYPE_CHECKING:
@@ -437,14 +448,15 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
                     message,
                     recreated_tuned_model_id(request.tuned_model_id, generation + 1),
                 )
-        raise TuningFailedError(
+        exhausted = TuningFailedError(
             f"tunedModels/{recreated_tuned_model_id(request.tuned_model_id, generations)}",
             f"all {generations} models of this task instance ended FAILED; not creating another",
         )
+        raise AirflowFailException(f"{type(exhausted).__name__}: {exhausted}") from exhausted
 
     # --- execute ---------------------------------------------------------------------------------
 
-    @input_errors_fail_without_retry
+    @failures_fail_without_retry
     def execute(self, context: Any) -> dict[str, Any]:
         """Validate, create (or reattach to) the tuned model and wait for it as configured.
 
@@ -509,7 +521,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
             context, hook, attachment.name, request.api_version, attachment.operation_name, steps
         )
 
-    @input_errors_fail_without_retry
+    @failures_fail_without_retry
     def execute_complete(
         self,
         context: Any,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_tuning.exceptions import (
     EvaluationBelowThresholdError,
@@ -154,8 +155,9 @@ def test_bad_settings_send_no_request(emulator, gemini_model):
     op = GenerateContentOperator(
         task_id="bad", model=gemini_model, prompts=["1"], temperature=2.5, stop_sequences=["a"] * 6
     )
-    with pytest.raises(InvalidInputError, match=r"temperature must be >= 0 and <= 2, got 2\.5"):
+    with pytest.raises(AirflowFailException, match=r"temperature must be >= 0 and <= 2, got 2\.5") as info:
         op.execute({})
+    assert isinstance(info.value.__cause__, InvalidInputError)
     assert emulator.request_log == []
 
 

@@ -243,23 +243,41 @@ def api_error_of(emulator, tuned_model: str) -> dict[str, Any]:
     return operation["error"]
 
 
-def test_a_failing_job_fails_the_task_with_the_api_message(emulator):
+def failed_job(info: pytest.ExceptionInfo[AirflowFailException]) -> TuningFailedError:
+    """The TuningFailedError behind an AirflowFailException (a failed job fails without retry)."""
+    cause = info.value.__cause__
+    assert isinstance(cause, TuningFailedError), repr(cause)
+    assert str(info.value) == f"{type(cause).__name__}: {cause}"
+    return cause
+
+
+def test_a_failing_job_fails_the_task_without_retry_with_the_api_message(emulator):
     op = create_operator(description="emulator:fail-at=2")
-    with pytest.raises(TuningFailedError) as info:
+    with pytest.raises(AirflowFailException) as info:
         op.execute(context_for())
-    name = info.value.tuned_model
+    failed = failed_job(info)
+    name = failed.tuned_model
     error = api_error_of(emulator, name)
     assert re.fullmatch(r"Tuning job failed at step \d of 6 \(emulated failure\)\.", error["message"])
-    assert info.value.api_message == error["message"]
-    assert info.value.code == error["code"] == 13
-    assert str(info.value) == f"tuning of {name} failed: {error['message']}"
+    assert failed.api_message == error["message"]
+    assert failed.code == error["code"] == 13
+    assert str(failed) == f"tuning of {name} failed: {error['message']}"
 
-    # the retry reattaches to the FAILED model and fails with the same API message, creating nothing
-    with pytest.raises(TuningFailedError) as again:
+    # a manual rerun reattaches to the FAILED model and fails with the same API message, creating nothing
+    with pytest.raises(AirflowFailException) as again:
         create_operator(description="emulator:fail-at=2").execute(context_for(try_number=2))
-    assert again.value.tuned_model == name
-    assert again.value.api_message == error["message"]
+    assert failed_job(again).tuned_model == name
+    assert failed_job(again).api_message == error["message"]
     assert len(tuned_models(emulator)) == 1
+
+
+def test_with_recreate_on_failure_a_failing_job_is_retried_and_the_retry_recreates(emulator):
+    op = create_operator(description="emulator:fail-at=1", recreate_on_failure=True)
+    with pytest.raises(TuningFailedError) as info:  # its own class: Airflow retries it
+        op.execute(context_for())
+    retry = create_operator(description="fixed", recreate_on_failure=True).execute(context_for(try_number=2))
+    assert retry["state"] == "ACTIVE"
+    assert retry["tuned_model"] == f"{info.value.tuned_model}-r2"
 
 
 def test_a_failing_job_fails_through_the_trigger_too(emulator):
@@ -269,16 +287,22 @@ def test_a_failing_job_fails_through_the_trigger_too(emulator):
         op.execute(context)
     event = run_trigger(info.value.trigger)
     assert event["status"] == "failed"
-    with pytest.raises(TuningFailedError) as failed:
+    with pytest.raises(AirflowFailException) as raised:
         op.execute_complete(context, event, **info.value.kwargs)
-    assert failed.value.api_message == api_error_of(emulator, failed.value.tuned_model)["message"]
-    assert "(emulated failure)" in failed.value.api_message
+    failed = failed_job(raised)
+    assert failed.api_message == api_error_of(emulator, failed.tuned_model)["message"]
+    assert "(emulated failure)" in failed.api_message
     assert list(context["outlet_events"]) == []
+
+    # with recreate_on_failure the same event keeps its class, so that Airflow's retry recreates
+    recreating = create_operator(description="emulator:fail", deferrable=True, recreate_on_failure=True)
+    with pytest.raises(TuningFailedError):
+        recreating.execute_complete(context, event, **info.value.kwargs)
 
 
 def test_recreate_on_failure_makes_a_new_model_under_the_next_id(emulator):
     context = context_for()
-    with pytest.raises(TuningFailedError):
+    with pytest.raises(AirflowFailException):
         create_operator(description="emulator:fail-at=0").execute(context)
     base_id = create_operator().default_tuned_model_id(context)
 

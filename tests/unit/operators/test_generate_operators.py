@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 
 import pytest
 import requests
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_tuning.exceptions import (
     EvaluationBelowThresholdError,
@@ -213,8 +215,10 @@ def make(cls=GenerateContentOperator, hook: FakeHook | None = None, **kwargs):
 def test_invalid_settings_fail_before_any_call(cls, kwargs, message):
     kwargs.setdefault("prompts", ["1", "2"])
     op, hook = make(cls, **kwargs)
-    with pytest.raises(InvalidInputError, match=message):
+    with pytest.raises(AirflowFailException) as info:  # input errors fail without retry
         op.execute({})
+    assert isinstance(info.value.__cause__, InvalidInputError)
+    assert re.search(message, str(info.value.__cause__))
     assert hook.calls == []
     assert op.hooks_made == []  # not even a hook (so no connection lookup) was made
 
@@ -223,9 +227,10 @@ def test_bad_prompt_data_fails_before_any_call(tmp_path):
     bad = tmp_path / "prompts.jsonl"
     bad.write_text('{"prompt": "1"}\n{"prompt": ""}\n{oops\n', encoding="utf-8")
     op, hook = make(prompts=str(bad))
-    with pytest.raises(TrainingDataError, match=r"prompts\.jsonl") as info:
+    with pytest.raises(AirflowFailException, match=r"prompts\.jsonl") as info:
         op.execute({})
-    assert info.value.line == 2
+    assert isinstance(info.value.__cause__, TrainingDataError)
+    assert info.value.__cause__.line == 2
     assert hook.calls == []
     assert op.hooks_made == []
 
@@ -323,17 +328,18 @@ def test_base_models_are_not_state_checked():
     assert len(hook.calls) == 1
 
 
-@pytest.mark.parametrize(
-    ("state", "error", "message"),
-    [
-        ("CREATING", InvalidInputError, "is CREATING, not ACTIVE"),
-        ("FAILED", TuningFailedError, "FAILED"),
-    ],
-)
-def test_a_model_that_is_not_active_fails_before_generating(state, error, message):
-    op, hook = make(prompts=["1", "2"], hook=FakeHook(state=state))
-    with pytest.raises(error, match=message):
+def test_a_creating_model_fails_before_generating_and_may_be_retried():
+    op, hook = make(prompts=["1", "2"], hook=FakeHook(state="CREATING"))
+    with pytest.raises(InvalidInputError, match="is CREATING, not ACTIVE"):  # a retry may find it ACTIVE
         op.execute({})
+    assert hook.calls == []
+
+
+def test_a_failed_model_fails_before_generating_without_retry():
+    op, hook = make(prompts=["1", "2"], hook=FakeHook(state="FAILED"))
+    with pytest.raises(AirflowFailException, match="FAILED") as info:  # it stays FAILED
+        op.execute({})
+    assert type(info.value.__cause__) is TuningFailedError
     assert hook.calls == []
 
 
@@ -500,8 +506,9 @@ def test_prompts_kind_overrides_the_guess(tmp_path):
     op.execute({})
     assert hook.calls[0]["contents"][0]["parts"][0]["text"] == "prompts.jsonl"
     op, _ = make(prompts="LXIII", prompts_kind="source")
-    with pytest.raises(TrainingDataError, match="unsupported file type"):
+    with pytest.raises(AirflowFailException, match="unsupported file type") as info:
         op.execute({})
+    assert isinstance(info.value.__cause__, TrainingDataError)
 
 
 def test_prompts_from_a_csv_with_expected_outputs(tmp_path):

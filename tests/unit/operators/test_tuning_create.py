@@ -282,13 +282,22 @@ def test_wait_for_completion_false_returns_right_after_create_with_the_operation
     assert list(context["outlet_events"]) == []  # no asset event for an unfinished model
 
 
-def test_a_failed_job_raises_tuning_failed_with_the_api_message(monkeypatch):
+def test_a_failed_job_fails_without_retry_with_the_api_message(monkeypatch):
     fake = FakeHook(fail_with="Training data has fewer than 4 examples.")
     op = make_operator(fake, monkeypatch)
-    with pytest.raises(TuningFailedError, match="fewer than 4 examples") as info:
+    with pytest.raises(AirflowFailException, match="fewer than 4 examples") as info:
         op.execute(make_context())
-    assert info.value.api_message == "Training data has fewer than 4 examples."
-    assert info.value.code == 3
+    cause = info.value.__cause__
+    assert isinstance(cause, TuningFailedError)
+    assert cause.api_message == "Training data has fewer than 4 examples."
+    assert cause.code == 3
+
+
+def test_a_failed_job_is_retried_when_a_retry_may_recreate_it(monkeypatch):
+    fake = FakeHook(fail_with="Training data has fewer than 4 examples.")
+    op = make_operator(fake, monkeypatch, recreate_on_failure=True)
+    with pytest.raises(TuningFailedError, match="fewer than 4 examples"):
+        op.execute(make_context())
 
 
 # --- the 409 reattach paths ----------------------------------------------------------------------------
@@ -342,10 +351,11 @@ def test_reattach_to_a_failed_model_fails_with_the_operation_error(monkeypatch):
     context = make_context(try_number=2)
     name = fake.seed(expected_id(context), "FAILED", error="Tuning job ran out of quota.")
     op = make_operator(fake, monkeypatch)
-    with pytest.raises(TuningFailedError, match="ran out of quota") as info:
+    with pytest.raises(AirflowFailException, match="ran out of quota") as info:
         op.execute(context)
-    assert info.value.tuned_model == name
-    assert info.value.code == 9
+    assert isinstance(info.value.__cause__, TuningFailedError)
+    assert info.value.__cause__.tuned_model == name
+    assert info.value.__cause__.code == 9
     assert len(fake.models) == 1
 
 
@@ -485,21 +495,33 @@ def test_execute_complete_raises_the_outcome(monkeypatch, event, error, match):
     fake = FakeHook()
     op = make_operator(fake, monkeypatch, deferrable=True)
     context = make_context()
-    with pytest.raises(error, match=match):
+    # A failed job fails without retry (a retry would meet the same FAILED model); the rest is retried.
+    raised = AirflowFailException if issubclass(error, TuningFailedError) else error
+    with pytest.raises(raised, match=match) as info:
         op.execute_complete(context, event, tuned_model="tunedModels/m", api_version="v1beta")
+    assert type(info.value.__cause__ if raised is AirflowFailException else info.value) is error
     assert fake.calls == []
     assert list(context["outlet_events"]) == []
 
 
 def test_execute_complete_failed_is_exactly_tuning_failed_not_cancelled(monkeypatch):
     op = make_operator(FakeHook(), monkeypatch)
-    with pytest.raises(TuningFailedError) as info:
+    with pytest.raises(AirflowFailException) as info:
         op.execute_complete(
             make_context(),
             {"status": "failed", "tuned_model": "tunedModels/m", "message": "Loss diverged.", "code": 13},
         )
-    assert type(info.value) is TuningFailedError
-    assert info.value.api_message == "Loss diverged."
+    assert type(info.value.__cause__) is TuningFailedError
+    assert info.value.__cause__.api_message == "Loss diverged."
+
+
+def test_execute_complete_failed_is_retried_when_a_retry_may_recreate(monkeypatch):
+    op = make_operator(FakeHook(), monkeypatch, recreate_on_failure=True)
+    with pytest.raises(TuningFailedError, match="Loss diverged"):
+        op.execute_complete(
+            make_context(),
+            {"status": "failed", "tuned_model": "tunedModels/m", "message": "Loss diverged.", "code": 13},
+        )
 
 
 # --- no secrets in arguments or template fields ---------------------------------------------------------

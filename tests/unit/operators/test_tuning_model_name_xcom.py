@@ -28,8 +28,9 @@ def test_the_name_is_in_xcom_when_the_job_fails_during_the_wait(monkeypatch):
     fake = FakeHook(fail_with="Tuning diverged.")
     op = make_operator(fake, monkeypatch)
     context = make_context()
-    with pytest.raises(TuningFailedError, match="diverged"):
+    with pytest.raises(AirflowFailException, match="diverged") as info:
         op.execute(context)
+    assert isinstance(info.value.__cause__, TuningFailedError)
     assert context["ti"].xcoms[TUNED_MODEL_XCOM_KEY] == f"tunedModels/{expected_id(context)}"
 
 
@@ -38,8 +39,9 @@ def test_a_retry_that_reattaches_to_a_failed_model_pushes_its_name_before_failin
     context = make_context(try_number=2)
     name = fake.seed(expected_id(context), "FAILED", error="Tuning job ran out of quota.")
     op = make_operator(fake, monkeypatch)
-    with pytest.raises(TuningFailedError):
+    with pytest.raises(AirflowFailException) as info:
         op.execute(context)
+    assert isinstance(info.value.__cause__, TuningFailedError)
     assert context["ti"].xcoms[TUNED_MODEL_XCOM_KEY] == name
 
 
