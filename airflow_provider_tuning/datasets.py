@@ -362,6 +362,11 @@ def _text(record: Mapping[str, Any], spec: _Field, pos: int, problems: _Problems
     if not value.strip():
         problems.add(pos, key, f"{spec.what} is empty" if not value else f"{spec.what} is whitespace only")
         return None
+    try:
+        validation.check_text(spec.what, value)
+    except InvalidInputError as err:
+        problems.add(pos, key, str(err))
+        return None
     if spec.max_chars is not None and len(value) > spec.max_chars:
         problems.add(
             pos,
@@ -495,12 +500,18 @@ def _unwrap(data: object, source: str, container_key: str, what: str) -> Sequenc
     _fail(source, f"expected a list of {what}, got {_type_name(data)}")
 
 
+#: The message of a JSON value nested deeper than the parser's recursion limit.
+TOO_DEEP = "JSON nested too deeply (more levels of lists or objects than can be parsed)"
+
+
 def _parse_json_text(text: str, source: str) -> Any:
     """Parse a JSON text (falling back to a Python literal, as Jinja renders lists)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         json_error = err
+    except RecursionError:
+        _fail(source, TOO_DEEP)
     if source.startswith("inline"):
         import ast
 
@@ -656,6 +667,8 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(line)
         except json.JSONDecodeError as err:
             yield number, _Malformed(f"malformed JSON at column {err.colno}: {err.msg}")
+        except RecursionError:
+            yield number, _Malformed(TOO_DEEP)
 
 
 def _csv_records(text: str, source: str, fields: tuple[_Field, ...]) -> Iterator[tuple[int, Any]]:

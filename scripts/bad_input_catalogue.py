@@ -348,6 +348,38 @@ def _key_path_missing(env: CaseEnv) -> object:
     return _list_with(extra={"key_path": str(env.data_dir / "missing-key.json")})(env)
 
 
+#: A JSON list nested deeper than Python's parser can go (a RecursionError if not caught).
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+#: A service-account key whose JSON nests too deeply after the private key.
+_DEEP_KEYFILE = (
+    '{"type": "service_account", "private_key": "' + FAKE_PRIVATE_KEY + '", "extra": ' + DEEP_JSON + "}"
+)
+#: An API key with a character outside Latin-1 (it cannot travel in an HTTP header).
+NON_ASCII_KEY = "AIzaSyD-\u4e2d\u6587-key-5c1e"
+
+
+def _parse_connection(**fields: Any) -> Callable[[CaseEnv], object]:
+    """Parse a connection object with these fields as the hook does (an ``AIRFLOW_CONN_*`` variable
+    cannot hold JSON this deep: Airflow's own parser would refuse the variable first)."""
+
+    def trigger(env: CaseEnv) -> object:
+        from types import SimpleNamespace
+
+        from airflow_provider_tuning.hooks.connection import ConnectionSettings
+
+        conn = SimpleNamespace(conn_id="catalogue", host=env.emulator_url, port=None, password=API_KEY)
+        return ConnectionSettings.from_connection(SimpleNamespace(**{**vars(conn), **fields}))
+
+    return trigger
+
+
+def _generate_file(name: str, content: str, **kwargs: Any) -> Callable[[CaseEnv], object]:
+    def trigger(env: CaseEnv) -> object:
+        return _generate(env, prompts=env.write(name, content), **kwargs)
+
+    return trigger
+
+
 _SA_MISSING_FIELDS = {
     "type": "service_account",
     "project_id": "my-project",
@@ -520,6 +552,52 @@ CASES: list[Case] = [
         line=2,
     ),
     Case(
+        "deeply nested JSON line",
+        TRAINING_DATA,
+        _tune_file("deep.jsonl", '{"text_input": "1", "output": "2"}\n' + DEEP_JSON + "\n"),
+        TrainingDataError,
+        "deep.jsonl, line 2: JSON nested too deeply (more levels of lists or objects than can be parsed)",
+        True,
+        line=2,
+    ),
+    Case(
+        "deeply nested inline JSON string",
+        TRAINING_DATA,
+        _tune_args(training_data=DEEP_JSON),
+        TrainingDataError,
+        "inline JSON: JSON nested too deeply",
+        True,
+    ),
+    Case(
+        "deeply nested prompts file",
+        TRAINING_DATA,
+        _generate_file("prompts.json", DEEP_JSON),
+        TrainingDataError,
+        "prompts.json: JSON nested too deeply",
+        True,
+    ),
+    Case(
+        "lone surrogate in a training file",
+        TRAINING_DATA,
+        _tune_file(
+            "halves.jsonl", '{"text_input": "1", "output": "2"}\n{"text_input": "\\ud83d", "output": "x"}\n'
+        ),
+        TrainingDataError,
+        "halves.jsonl, line 2, field 'text_input': input contains a lone surrogate "
+        "('\\ud83d' at character 0), which is not valid Unicode text",
+        True,
+        line=2,
+    ),
+    Case(
+        "lone surrogate in a prompts file",
+        TRAINING_DATA,
+        _generate_file("prompts.jsonl", '{"prompt": "1"}\n{"prompt": "\\udfff"}\n'),
+        TrainingDataError,
+        "prompts.jsonl, line 2, field 'prompt': prompt contains a lone surrogate",
+        True,
+        line=2,
+    ),
+    Case(
         "gzip of a valid file",
         TRAINING_DATA,
         _load_examples_file("ok.jsonl.gz", gzip.compress(b'{"text_input": "7", "output": "8"}\n', mtime=0)),
@@ -582,6 +660,38 @@ CASES: list[Case] = [
         _tune_args(display_name="Number generator, weekly retrain, v2 final"),
         InvalidInputError,
         "display_name must be at most 40 characters, got 42",
+        True,
+    ),
+    Case(
+        "display_name with a lone surrogate",
+        OPERATOR_ARGUMENT,
+        _tune_args(display_name="number model \ud800"),
+        InvalidInputError,
+        "display_name contains a lone surrogate ('\\ud800' at character 13), which is not valid Unicode text",
+        True,
+    ),
+    Case(
+        "description with a lone surrogate",
+        OPERATOR_ARGUMENT,
+        _tune_args(description="weekly \udc00 run"),
+        InvalidInputError,
+        "description contains a lone surrogate ('\\udc00' at character 7)",
+        True,
+    ),
+    Case(
+        "poll_interval infinite",
+        OPERATOR_ARGUMENT,
+        _tune_args(poll_interval=float("inf")),
+        InvalidInputError,
+        "poll_interval must be a finite number, got inf",
+        True,
+    ),
+    Case(
+        "timeout NaN",
+        OPERATOR_ARGUMENT,
+        _tune_args(timeout=float("nan")),
+        InvalidInputError,
+        "timeout must be a finite number, got nan",
         True,
     ),
     Case(
@@ -803,6 +913,41 @@ CASES: list[Case] = [
         secrets=("AIzaSy abc123",),
     ),
     Case(
+        "API key outside Latin-1",
+        CONNECTION,
+        _list_with(host="<emulator>", password=NON_ASCII_KEY),
+        ConnectionConfigError,
+        "the API key contains a non-ASCII character",
+        True,
+        secrets=(NON_ASCII_KEY, "AIzaSyD", "5c1e"),
+    ),
+    Case(
+        "base URL with text in the port",
+        CONNECTION,
+        _list_with(host="https://generativelanguage.googleapis.com:sk-pasted-4471", password=API_KEY),
+        ConnectionConfigError,
+        "base URL has an invalid port (a number from 0 to 65535)",
+        True,
+        secrets=("sk-pasted-4471",),
+    ),
+    Case(
+        "deeply nested keyfile_dict",
+        CONNECTION,
+        _list_with(host="<emulator>", extra={"keyfile_dict": _DEEP_KEYFILE}),
+        ConnectionConfigError,
+        "keyfile_dict is not valid JSON: nested too deeply",
+        True,
+        secrets=(FAKE_KEY_BODY,),
+    ),
+    Case(
+        "deeply nested extra",
+        CONNECTION,
+        _parse_connection(extra='{"scopes": ' + DEEP_JSON + "}"),
+        ConnectionConfigError,
+        "extra is not valid JSON: nested too deeply",
+        True,
+    ),
+    Case(
         "base URL ending in the API version",
         CONNECTION,
         lambda env: _list_with(host=f"{env.emulator_url}/v1beta", password=API_KEY)(env),
@@ -857,7 +1002,7 @@ CASES: list[Case] = [
         CONNECTION,
         _list_with(host="<emulator>", password=API_KEY, extra="{api_version: v1beta}"),
         ConnectionConfigError,
-        "extra is not valid JSON (line 1, column 2)",
+        "extra is not valid JSON (line 1, column 2: Expecting property name enclosed in double quotes)",
         True,
     ),
     # API responses (a scripted loopback server, or the emulator's faults)

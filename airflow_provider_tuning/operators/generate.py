@@ -121,6 +121,7 @@ def _stop_sequences(value: Any) -> list[str]:
     for i, item in enumerate(items):
         if not isinstance(item, str) or item == "":
             raise InvalidInputError(f"stop_sequences[{i}] must be a non-empty string, got {item!r}")
+        validation.check_text(f"stop_sequences[{i}]", item)
     return list(items)
 
 
@@ -169,6 +170,8 @@ def _looks_like_prompt_source(text: str) -> bool:
     if stripped.startswith(("[", "{")):
         try:
             value = json.loads(stripped)
+        except RecursionError:
+            return True  # nested too deeply: load_prompts names the problem
         except ValueError:
             try:
                 value = ast.literal_eval(stripped)
@@ -473,6 +476,7 @@ class BaseGenerateOperator(BaseOperator):
                 self.prompts_kind == "auto" and _looks_like_prompt_source(prompts)
             )
             if not as_source:
+                validation.check_text("prompts", prompts)
                 if not prompts.strip():
                     raise InvalidInputError("prompts: the prompt is empty")
                 if len(prompts) > self.max_prompt_chars:
@@ -844,7 +848,8 @@ class GenerateContentOperator(BaseGenerateOperator):
         if safety:
             request["safety_settings"] = safety
         if self.system_instruction is not None:
-            if not isinstance(self.system_instruction, str) or not self.system_instruction.strip():
+            validation.optional_string("system_instruction", self.system_instruction)
+            if not self.system_instruction.strip():
                 raise InvalidInputError("system_instruction must be a non-empty string")
             if self.api_version == "v1":
                 raise InvalidInputError(

@@ -370,6 +370,30 @@ BAD_INPUT = [
         TrainingDataError,
         "field 'output': output is 30 characters, over the limit of 20",
     ),
+    (
+        "lone surrogate in display name",
+        {"display_name": "model \ud800"},
+        InvalidInputError,
+        "display_name contains a lone surrogate ('\\ud800' at character 6)",
+    ),
+    (
+        "lone surrogate in description",
+        {"description": "\udfff"},
+        InvalidInputError,
+        "description contains a lone surrogate",
+    ),
+    (
+        "lone surrogate in data",
+        {"training_data": [*EXAMPLES, {"text_input": "\ud800", "output": "2"}]},
+        TrainingDataError,
+        "inline, item 7, field 'text_input': input contains a lone surrogate",
+    ),
+    (
+        "deeply nested inline JSON",
+        {"training_data": "[" * 100_000 + "]" * 100_000},
+        TrainingDataError,
+        "inline JSON: JSON nested too deeply",
+    ),
 ]
 
 

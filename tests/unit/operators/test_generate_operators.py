@@ -209,6 +209,15 @@ def make(cls=GenerateContentOperator, hook: FakeHook | None = None, **kwargs):
             "more than max_prompt_chars=10",
         ),
         (GenerateContentOperator, {"prompts": {"prompt": "1"}}, "not a mapping"),
+        (GenerateContentOperator, {"prompts": "one \ud800"}, "prompts contains a lone surrogate"),
+        (
+            GenerateTextOperator,
+            {"prompts": ["1", "\udfff"]},
+            "item 2, field 'prompt': prompt contains a lone",
+        ),
+        (GenerateContentOperator, {"system_instruction": "\ud800"}, "system_instruction contains a lone"),
+        (GenerateContentOperator, {"stop_sequences": ["\ud800"]}, r"stop_sequences\[0\] contains a lone"),
+        (GenerateContentOperator, {"prompts": "[" * 100_000 + "]" * 100_000}, "JSON nested too deeply"),
         (GenerateContentOperator, {"min_score": 0.5}, "no prompt has an expected output"),
     ],
 )
@@ -217,7 +226,7 @@ def test_invalid_settings_fail_before_any_call(cls, kwargs, message):
     op, hook = make(cls, **kwargs)
     with pytest.raises(AirflowFailException) as info:  # input errors fail without retry
         op.execute({})
-    assert isinstance(info.value.__cause__, InvalidInputError)
+    assert isinstance(info.value.__cause__, (InvalidInputError, TrainingDataError))
     assert re.search(message, str(info.value.__cause__))
     assert hook.calls == []
     assert op.hooks_made == []  # not even a hook (so no connection lookup) was made

@@ -74,6 +74,8 @@ CASES = [
     ({"display_name": 7}, InvalidInputError, "display_name must be a string, got 7"),
     ({"display_name": "  "}, InvalidInputError, "display_name must be a non-empty string"),
     ({"description": ["x"]}, InvalidInputError, "description must be a string"),
+    ({"display_name": "a\ud800"}, InvalidInputError, "display_name contains a lone surrogate"),
+    ({"description": "\udc00 tail"}, InvalidInputError, "description contains a lone surrogate"),
     ({"tuned_model_id": "Bad_ID"}, InvalidInputError, "tuned_model_id 'Bad_ID' is invalid"),
     ({"tuned_model_id": "a" * 41}, InvalidInputError, "is invalid: at most 40 characters"),
     ({"tuned_model_id": "ends-with-"}, InvalidInputError, "is invalid"),
