@@ -306,6 +306,23 @@ def _gzip_file(env: CaseEnv) -> object:
     return _tune(env, training_data=env.write("train.jsonl.gz", b"this is not gzip data\n"))
 
 
+def _reused_explicit_id(env: CaseEnv) -> object:
+    """Last week's run made ``weekly-model``; this week's run asks for the same id with new data."""
+    from airflow_provider_tuning.operators.tuning import CreateTunedModelOperator
+
+    last_week = _context("task")
+    last_week["ti"].run_id = last_week["run_id"] = "scheduled__2024-04-24T00:00:00+00:00"
+    _operator(
+        CreateTunedModelOperator,
+        conn_id=env.emulator_conn(),
+        base_model=GEMINI,
+        training_data=GOOD_EXAMPLES,
+        tuned_model_id="weekly-model",
+        wait_for_completion=False,
+    ).execute(last_week)
+    return _tune(env, tuned_model_id="weekly-model", training_data=[*GOOD_EXAMPLES, ["5", "6"]])
+
+
 def _sensor_both_names(env: CaseEnv) -> object:
     from airflow_provider_tuning.sensors.tuning import TunedModelSensor
 
@@ -693,6 +710,15 @@ CASES: list[Case] = [
         InvalidInputError,
         "timeout must be a finite number, got nan",
         True,
+    ),
+    Case(
+        "explicit tuned_model_id reused by a new DAG run",
+        OPERATOR_ARGUMENT,
+        _reused_explicit_id,
+        InvalidInputError,
+        "tuned model id 'weekly-model' is taken: tunedModels/weekly-model was created by another task "
+        "instance (another DAG run, task or map index). It is not reattached",
+        False,  # found by the 409 of the create call and a read of the model
     ),
     Case(
         "base_model is a tuned model",

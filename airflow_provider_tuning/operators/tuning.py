@@ -49,7 +49,11 @@ from airflow_provider_tuning.exceptions import (
     TuningFailedError,
 )
 from airflow_provider_tuning.operators import _validation as check
-from airflow_provider_tuning.operators._ids import default_tuned_model_id, recreated_tuned_model_id
+from airflow_provider_tuning.operators._ids import (
+    Provenance,
+    default_tuned_model_id,
+    recreated_tuned_model_id,
+)
 from airflow_provider_tuning.operators._results import total_steps_of_operation, tuned_model_result
 from airflow_provider_tuning.operators._validation import (
     failures_fail_without_retry,
@@ -67,6 +71,47 @@ if TYPE_CHECKING:
 TUNED_MODEL_XCOM_KEY = "tuned_model"
 #: How many models (the first one plus recreations) one task instance may create at most.
 MAX_GENERATIONS = 10
+
+
+def _task_instance_key(context: Any) -> tuple[str, str, str, int]:
+    """Return ``(dag_id, task_id, run_id, map_index)`` of the task instance in ``context``."""
+    ti = context["ti"]
+    run_id = getattr(ti, "run_id", None) or context.get("run_id")
+    map_index = getattr(ti, "map_index", None)
+    return ti.dag_id, ti.task_id, str(run_id), -1 if map_index is None else int(map_index)
+
+
+def _check_provenance(model: dict[str, Any], model_id: str, request: _CreateRequest) -> None:
+    """Accept the model found under ``model_id`` only if this task instance made it from this request.
+
+    :raises InvalidInputError: the model has no provenance marker, or another one; the message names
+        the id and says whether another task instance or another request made it.
+    """
+    found = Provenance.parse(model.get("description"))
+    if found == request.provenance:
+        return
+    name = f"tunedModels/{model_id}"
+    if found is None:
+        why = (
+            "was not created by this operator: its description has no '[airflow ti=... req=...]' "
+            "marker (it was made outside Airflow or by an older provider version, or the marker was "
+            "edited away)"
+        )
+    elif found.task_instance != request.provenance.task_instance:
+        why = "was created by another task instance (another DAG run, task or map index)"
+    else:
+        why = (
+            "was created by this task instance from another request (the base model, the training "
+            "data or the hyperparameters differ)"
+        )
+    existing_base = model.get("baseModel")
+    if existing_base and existing_base != request.base_model:
+        why += f"; it is a model of {existing_base}, not {request.base_model}"
+    raise InvalidInputError(
+        f"tuned model id {model_id!r} is taken: {name} {why}. It is not reattached: give this run its "
+        "own tuned_model_id (e.g. templated with {{ run_id }}), leave tuned_model_id unset for the "
+        f"deterministic per-run id, or delete {name}"
+    )
 
 
 def _config_float(option: str, fallback: float) -> float:
@@ -131,6 +176,7 @@ class _CreateRequest:
     base_model: str
     tuned_model_id: str
     body: dict[str, Any]
+    provenance: Provenance
 
 
 class CreateTunedModelOperator(_GenerativeLanguageOperator):
@@ -334,10 +380,10 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
         body: dict[str, Any] = {"baseModel": base_model}
         if display_name is not None:
             body["displayName"] = display_name
-        if description is not None:
-            body["description"] = description
         body.update(sampling)
         body["tuningTask"] = task
+        provenance = Provenance.of(*_task_instance_key(context), api_version, body)
+        body["description"] = provenance.describe(description)
         self.log.info(
             "Validated %d training examples for %s (%s), tuned model id %r",
             len(examples),
@@ -346,7 +392,11 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
             model_id,
         )
         return _CreateRequest(
-            api_version=api_version, base_model=base_model, tuned_model_id=model_id, body=body
+            api_version=api_version,
+            base_model=base_model,
+            tuned_model_id=model_id,
+            body=body,
+            provenance=provenance,
         )
 
     @staticmethod
@@ -355,12 +405,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
 
         :param context: the Airflow context (``ti`` gives dag id, task id, run id and map index).
         """
-        ti = context["ti"]
-        run_id = getattr(ti, "run_id", None) or context.get("run_id")
-        map_index = getattr(ti, "map_index", None)
-        return default_tuned_model_id(
-            ti.dag_id, ti.task_id, str(run_id), -1 if map_index is None else map_index
-        )
+        return default_tuned_model_id(*_task_instance_key(context))
 
     # --- create or reattach ----------------------------------------------------------------------
 
@@ -416,13 +461,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
                 return _Attachment(name=name, operation=operation, created=True)
 
             model = hook.get_tuned_model(name, api_version=request.api_version)
-            existing_base = model.get("baseModel")
-            if existing_base and existing_base != request.base_model:
-                raise InvalidInputError(
-                    f"tuned model id {model_id!r} is taken by a model of {existing_base}, "
-                    f"not {request.base_model}; "
-                    "choose another tuned_model_id"
-                )
+            _check_provenance(model, model_id, request)
             self._remember(context, name)
             state = model.get("state")
             if state == "ACTIVE":

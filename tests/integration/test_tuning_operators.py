@@ -232,6 +232,116 @@ def test_different_runs_and_tasks_get_different_models(emulator):
     assert a["operation"].startswith(a["tuned_model"])
 
 
+# --- an explicit tuned_model_id: reattach only to this task instance's model of this request ------------
+
+
+def create_outside_airflow(emulator, model_id: str) -> None:
+    """Create ``tunedModels/<model_id>`` straight through the REST API, as another tool would."""
+    body = {
+        "baseModel": "models/gemini-1.5-flash-001-tuning",
+        "description": "made by hand",
+        "tuningTask": {"trainingData": {"examples": {"examples": [{"textInput": "a", "output": "b"}]}}},
+    }
+    response = requests.post(
+        f"{emulator.url}/v1beta/tunedModels",
+        params={"tunedModelId": model_id},
+        json=body,
+        headers={"x-goog-api-key": API_KEY},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+
+def refused(emulator, op: CreateTunedModelOperator, context: dict[str, Any]) -> str:
+    """Run ``op``; it must fail without retry on a taken id, create nothing, and not push the taken
+    model's name to XCom (a teardown would delete somebody else's model)."""
+    before = sorted(m["name"] for m in tuned_models(emulator))
+    with pytest.raises(AirflowFailException) as info:
+        op.execute(context)
+    assert isinstance(info.value.__cause__, InvalidInputError)
+    assert sorted(m["name"] for m in tuned_models(emulator)) == before
+    taken = re.match(r"tuned model id '([a-z0-9-]+)' is taken", str(info.value.__cause__))
+    assert taken, info.value.__cause__
+    assert context["ti"].xcoms.get("tuned_model") != f"tunedModels/{taken.group(1)}"
+    return str(info.value.__cause__)
+
+
+def test_the_description_sent_keeps_the_users_text_and_ends_with_the_provenance_marker(emulator):
+    op = create_operator(description="adds one", wait_for_completion=False)
+    result = op.execute(context_for())
+    url = f"{emulator.url}/v1beta/{result['tuned_model']}"
+    model = requests.get(url, headers={"x-goog-api-key": API_KEY}, timeout=10).json()
+    assert re.fullmatch(r"adds one \[airflow ti=[0-9a-f]{12} req=[0-9a-f]{12}\]", model["description"])
+
+
+def test_a_retry_of_the_same_task_instance_with_an_explicit_id_reattaches(emulator):
+    first = create_operator(tuned_model_id="weekly-model", wait_for_completion=False)
+    first.execute(context_for(try_number=1))
+    result = create_operator(tuned_model_id="weekly-model").execute(context_for(try_number=2))
+    assert result["tuned_model"] == "tunedModels/weekly-model"
+    assert result["state"] == "ACTIVE"
+    assert len(tuned_models(emulator)) == 1
+
+
+def test_a_new_run_reusing_an_explicit_id_is_an_error_not_the_first_runs_model(emulator):
+    create_operator(tuned_model_id="weekly-model").execute(context_for(run_id="run-monday"))
+    other_data = [*EXAMPLES, {"text_input": "seven", "output": "eight"}]
+    message = refused(
+        emulator,
+        create_operator(tuned_model_id="weekly-model", training_data=other_data),
+        context_for(run_id="run-tuesday"),
+    )
+    assert message.startswith("tuned model id 'weekly-model' is taken: tunedModels/weekly-model ")
+    assert "was created by another task instance (another DAG run, task or map index)" in message
+    # the same data does not make it the same task instance either
+    assert "another task instance" in refused(
+        emulator, create_operator(tuned_model_id="weekly-model"), context_for(run_id="run-tuesday")
+    )
+
+
+def test_the_same_task_instance_with_other_training_data_is_an_error(emulator):
+    create_operator(tuned_model_id="weekly-model", wait_for_completion=False).execute(context_for())
+    message = refused(
+        emulator,
+        create_operator(tuned_model_id="weekly-model", training_data=EXAMPLES[:4]),
+        context_for(try_number=2),
+    )
+    assert "was created by this task instance from another request" in message
+    assert "training data" in message
+
+
+def test_a_model_created_outside_airflow_under_the_id_is_an_error(emulator):
+    create_outside_airflow(emulator, "weekly-model")
+    message = refused(emulator, create_operator(tuned_model_id="weekly-model"), context_for())
+    assert "tunedModels/weekly-model was not created by this operator" in message
+    assert "delete tunedModels/weekly-model" in message
+
+
+def test_recreate_on_failure_checks_every_generation(emulator):
+    # this task instance's first model fails; its next id was taken by somebody else meanwhile
+    with pytest.raises(AirflowFailException):
+        create_operator(tuned_model_id="weekly-model", description="emulator:fail-at=0").execute(
+            context_for()
+        )
+    create_outside_airflow(emulator, "weekly-model-r2")
+    message = refused(
+        emulator,
+        create_operator(tuned_model_id="weekly-model", recreate_on_failure=True),
+        context_for(try_number=2),
+    )
+    assert message.startswith("tuned model id 'weekly-model-r2' is taken")
+    assert "not created by this operator" in message
+
+    # another run with recreate_on_failure neither reattaches to nor recreates past the FAILED model
+    message = refused(
+        emulator,
+        create_operator(tuned_model_id="weekly-model", recreate_on_failure=True),
+        context_for(run_id="another-run"),
+    )
+    assert message.startswith("tuned model id 'weekly-model' is taken")
+    assert "another task instance" in message
+
+
 # --- a failing job ------------------------------------------------------------------------------------------
 
 

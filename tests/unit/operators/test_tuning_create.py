@@ -75,11 +75,13 @@ class FakeHook:
         base_model: str = "models/gemini-1.5-flash-001-tuning",
         error: str | None = None,
         with_operation: bool = True,
+        description: str | None = None,
     ) -> str:
         name = f"tunedModels/{model_id}"
         model = {
             "name": name,
             "baseModel": base_model,
+            "description": description,
             "state": state,
             "createTime": "2024-05-01T10:00:00Z",
             "tuningTask": {"startTime": "2024-05-01T10:00:00Z"},
@@ -129,6 +131,7 @@ class FakeHook:
             "name": name,
             "baseModel": tuned_model["baseModel"],
             "displayName": tuned_model.get("displayName"),
+            "description": tuned_model.get("description"),
             "state": "CREATING",
             "createTime": "2024-05-01T10:00:00Z",
             "tuningTask": {"startTime": "2024-05-01T10:00:00Z"},
@@ -189,6 +192,11 @@ def make_operator(fake: FakeHook | None, monkeypatch, **kwargs: Any) -> CreateTu
 
 def expected_id(context: dict[str, Any]) -> str:
     return CreateTunedModelOperator.default_tuned_model_id(context)
+
+
+def ours(context: dict[str, Any], **kwargs: Any) -> str:
+    """The description (with its provenance marker) that make_operator(**kwargs) sends in ``context``."""
+    return make_operator(None, None, **kwargs).build_request(context).body["description"]
 
 
 # --- create and wait ---------------------------------------------------------------------------------
@@ -323,7 +331,7 @@ def test_retry_after_a_crash_reattaches_to_the_creating_model_and_never_duplicat
 def test_reattach_to_a_creating_model_without_listed_operation_polls_the_model(monkeypatch):
     fake = FakeHook()
     context = make_context()
-    name = fake.seed(expected_id(context), "CREATING", with_operation=False)
+    name = fake.seed(expected_id(context), "CREATING", with_operation=False, description=ours(context))
     op = make_operator(fake, monkeypatch, deferrable=True)
     with pytest.raises(TaskDeferred) as info:
         op.execute(context)
@@ -335,7 +343,7 @@ def test_reattach_to_a_creating_model_without_listed_operation_polls_the_model(m
 def test_reattach_to_an_active_model_is_done_without_waiting(monkeypatch):
     fake = FakeHook()
     context = make_context(try_number=3)
-    name = fake.seed(expected_id(context), "ACTIVE")
+    name = fake.seed(expected_id(context), "ACTIVE", description=ours(context))
     op = make_operator(fake, monkeypatch, deferrable=True)  # would defer if it waited
     result = op.execute(context)
     assert result["tuned_model"] == name
@@ -349,7 +357,9 @@ def test_reattach_to_an_active_model_is_done_without_waiting(monkeypatch):
 def test_reattach_to_a_failed_model_fails_with_the_operation_error(monkeypatch):
     fake = FakeHook(fail_code=9)
     context = make_context(try_number=2)
-    name = fake.seed(expected_id(context), "FAILED", error="Tuning job ran out of quota.")
+    name = fake.seed(
+        expected_id(context), "FAILED", error="Tuning job ran out of quota.", description=ours(context)
+    )
     op = make_operator(fake, monkeypatch)
     with pytest.raises(AirflowFailException, match="ran out of quota") as info:
         op.execute(context)
@@ -363,9 +373,9 @@ def test_recreate_on_failure_creates_under_the_next_deterministic_id(monkeypatch
     fake = FakeHook()
     context = make_context(try_number=2)
     base = expected_id(context)
-    fake.seed(base, "FAILED", error="boom")
+    fake.seed(base, "FAILED", error="boom", description=ours(context))
     r2, r3 = recreated_tuned_model_id(base, 2), recreated_tuned_model_id(base, 3)
-    fake.seed(r2, "FAILED", error="boom again")
+    fake.seed(r2, "FAILED", error="boom again", description=ours(context))
     op = make_operator(fake, monkeypatch, recreate_on_failure=True)
     result = op.execute(context)
     assert result["tuned_model"] == f"tunedModels/{r3}"
@@ -385,7 +395,9 @@ def test_an_id_taken_by_another_base_model_is_an_input_error(monkeypatch):
     fake = FakeHook()
     fake.seed("my-model", "ACTIVE", base_model="models/text-bison-001")
     op = make_operator(fake, monkeypatch, tuned_model_id="my-model")
-    with pytest.raises(AirflowFailException, match="taken by a model of models/text-bison-001") as info:
+    with pytest.raises(
+        AirflowFailException, match="it is a model of models/text-bison-001, not models/gemini"
+    ) as info:
         op.execute(make_context())
     assert isinstance(info.value.__cause__, InvalidInputError)
 
