@@ -49,6 +49,7 @@ from airflow_provider_tuning.exceptions import (
     UnexpectedResponseError,
 )
 from airflow_provider_tuning.operators._ratelimit import RateLimiterAbortedError, SlidingWindowRateLimiter
+from airflow_provider_tuning.operators._templating import keep_inline_data
 from airflow_provider_tuning.operators._validation import input_errors_fail_without_retry
 from airflow_provider_tuning.operators.evaluation import METRICS, format_table, match_flags, score
 
@@ -289,7 +290,9 @@ class BaseGenerateOperator(BaseOperator):
         optionally ``.gz``; read by :func:`airflow_provider_tuning.datasets.load_prompts`. A string is
         taken as a file/URI when it is one word that contains ``://`` or ends in one of those suffixes,
         and as a list when it parses as a list (or as an object with a ``"prompts"`` list); otherwise it
-        is one prompt. Set ``prompts_kind`` to override the guess. (templated)
+        is one prompt. Set ``prompts_kind`` to override the guess. (templated: a path, a URI or a single
+        prompt string is rendered and an ``XComArg`` resolves; inline data, a list or a JSON string of
+        one, is sent as it is, so ``{{ ... }}`` or ``{% ... %}`` in a prompt of a list stays text)
     :param prompts_kind: ``"auto"`` (the rule above), ``"text"`` (a string is always one prompt) or
         ``"source"`` (a string is always a file, URI or JSON list).
     :param prompt_field: the prompt's field or column in structured prompts. (templated)
@@ -414,6 +417,16 @@ class BaseGenerateOperator(BaseOperator):
             raise InvalidInputError(
                 f"min_score_metric must be one of {list(METRICS)}, got {min_score_metric!r}"
             )
+
+    # -- templating -------------------------------------------------------------------------------------
+
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: Any
+    ) -> None:
+        """Render the template fields, except inline ``prompts`` (see ``_templating``)."""
+        if parent is self:
+            template_fields = keep_inline_data(self, template_fields, ("prompts",), context)
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
 
     # -- hooks for subclasses ---------------------------------------------------------------------------
 

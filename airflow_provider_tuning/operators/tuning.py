@@ -55,6 +55,7 @@ from airflow_provider_tuning.operators._ids import (
     recreated_tuned_model_id,
 )
 from airflow_provider_tuning.operators._results import total_steps_of_operation, tuned_model_result
+from airflow_provider_tuning.operators._templating import keep_inline_data
 from airflow_provider_tuning.operators._validation import (
     failures_fail_without_retry,
     input_errors_fail_without_retry,
@@ -206,7 +207,9 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
     :param base_model: ``models/<id>`` or a bare id, e.g. ``models/gemini-1.5-flash-001-tuning`` or
         ``models/text-bison-001``. (templated)
     :param training_data: inline list of dicts, pairs or strings, a JSON string, a path or URI to a
-        ``.jsonl``/``.json``/``.csv`` file, or an upstream XCom value (pass the ``XComArg``). (templated)
+        ``.jsonl``/``.json``/``.csv`` file, or an upstream XCom value (pass the ``XComArg``). (templated:
+        a path or URI is rendered and an ``XComArg`` resolves; inline data, a list or a JSON string of
+        one, is sent as it is, so ``{{ ... }}`` or ``{% ... %}`` in an example stays text)
     :param display_name: at most 40 characters. (templated)
     :param description: free text. (templated)
     :param input_field: the input column/key of the training data. (templated)
@@ -321,6 +324,16 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
         if wait_for_completion:
             # Only a finished model is news for downstream DAGs: without waiting, no outlet.
             self.add_outlets([self.asset])
+
+    # --- templating ------------------------------------------------------------------------------
+
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: Any
+    ) -> None:
+        """Render the template fields, except inline ``training_data`` (see ``_templating``)."""
+        if parent is self:
+            template_fields = keep_inline_data(self, template_fields, ("training_data",), context)
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
 
     # --- validation ------------------------------------------------------------------------------
 

@@ -83,9 +83,14 @@ class TI:
         self.dag_id, self.task_id, self.run_id = "tuning_it", task_id, run_id
         self.try_number, self.map_index = try_number, map_index
         self.xcoms: dict[str, Any] = {}
+        self.upstream: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value", **kwargs: Any) -> Any:
+        """What upstream tasks returned (``upstream``: task id -> value), as the task SDK pulls it."""
+        return self.upstream[task_ids]
 
 
 def context_for(
@@ -230,6 +235,72 @@ def test_different_runs_and_tasks_get_different_models(emulator):
     assert len(tuned_models(emulator)) == 3
     assert a["state"] == "CREATING"
     assert a["operation"].startswith(a["tuned_model"])
+
+
+# --- templating: inline data is sent as it is, a path is rendered -----------------------------------
+
+#: Examples whose text looks like Jinja: ``{{ ds }}`` would be rewritten, ``{% for %}`` would not parse.
+JINJA_LOOKALIKES = [
+    {"text_input": "Say {{ ds }} back", "output": "{{ ds }}"},
+    {"text_input": "{% for x in y %}{{ x }}{% endfor %}", "output": "a loop, in Jinja"},
+    {"text_input": "{# not a comment #}", "output": "{{"},
+    *EXAMPLES,
+]
+SENT_LOOKALIKES = [{"textInput": e["text_input"], "output": e["output"]} for e in JINJA_LOOKALIKES]
+
+
+def render_and_run(emulator, op: CreateTunedModelOperator, **upstream: Any) -> dict[str, Any]:
+    """Render ``op``'s template fields as the task runner does (Airflow's own rendering, with a context
+    holding ``ds`` and a task instance), run it, and return the create request the emulator received."""
+    context = context_for()
+    context.update(ds="2024-05-01", ds_nodash="20240501", ts="2024-05-01T00:00:00+00:00")
+    context["ti"].upstream.update(upstream)
+    op.render_template_fields(context)
+    op.execute(context)
+    create = next(e for e in emulator.request_log if e.get("rpc") == "CreateTunedModel")
+    return json.loads(create["body"])
+
+
+def sent_examples(body: dict[str, Any]) -> list[dict[str, str]]:
+    return body["tuningTask"]["trainingData"]["examples"]["examples"]
+
+
+@pytest.mark.parametrize(
+    "training_data",
+    [JINJA_LOOKALIKES, tuple(JINJA_LOOKALIKES), json.dumps(JINJA_LOOKALIKES), {"examples": JINJA_LOOKALIKES}],
+    ids=["list", "tuple", "json-string", "object"],
+)
+def test_inline_training_data_reaches_the_api_byte_for_byte(emulator, training_data):
+    op = create_operator(
+        training_data=training_data, description="run of {{ ds }}", wait_for_completion=False
+    )
+    body = render_and_run(emulator, op)
+    assert sent_examples(body) == SENT_LOOKALIKES
+    assert body["description"].startswith("run of 2024-05-01 [airflow ti=")  # other fields still render
+
+
+def test_a_training_data_path_is_still_rendered(emulator, tmp_path):
+    (tmp_path / "2024-05-01.jsonl").write_text(
+        "".join(json.dumps(e) + "\n" for e in JINJA_LOOKALIKES), encoding="utf-8"
+    )
+    op = create_operator(training_data=f"{tmp_path}/{{{{ ds }}}}.jsonl", wait_for_completion=False)
+    body = render_and_run(emulator, op)
+    assert op.training_data == f"{tmp_path}/2024-05-01.jsonl"
+    assert sent_examples(body) == SENT_LOOKALIKES  # the file's own text is data, never a template
+
+
+def test_an_xcom_arg_still_resolves_and_its_value_is_not_rendered(emulator):
+    with DAG("tuning_it", schedule=None):
+        prepare = CreateTunedModelOperator(task_id="prepare", base_model="m-1", training_data=EXAMPLES)
+        op = CreateTunedModelOperator(
+            task_id="tune",
+            base_model="models/gemini-1.5-flash-001-tuning",
+            training_data=prepare.output,
+            wait_for_completion=False,
+            deferrable=False,
+        )
+    body = render_and_run(emulator, op, prepare=JINJA_LOOKALIKES)
+    assert sent_examples(body) == SENT_LOOKALIKES
 
 
 # --- an explicit tuned_model_id: reattach only to this task instance's model of this request ------------

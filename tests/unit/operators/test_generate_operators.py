@@ -617,7 +617,7 @@ def test_the_return_value_is_plain_json():
 def test_rendered_templates_are_validated_and_used(tmp_path):
     op, hook = make(
         model="tunedModels/{{ params.model_id }}",
-        prompts=[{"prompt": "{{ params.prompt }}"}],
+        prompts="{{ params.prompt }}",  # a single prompt is rendered (a list is inline data, never)
         temperature="{{ params.temperature }}",
         candidate_count="{{ params.n }}",
         output_uri=f"file://{tmp_path}/{{{{ run_id }}}}.jsonl",
