@@ -65,7 +65,7 @@ class ExampleLimits:
     """Limits applied to tuning examples.
 
     The character limits are the figures Google's tuning guide gives for tuned Gemini 1.5 Flash
-    (CONTRACT.md section 7: secondary sources, not part of the API definition).
+    (docs/api-contract.md section 7: secondary sources, not part of the API definition).
 
     :param max_input_chars: longest allowed input, in characters (code points).
     :param max_output_chars: longest allowed output, in characters.

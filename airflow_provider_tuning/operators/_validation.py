@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_tuning import validation
 from airflow_provider_tuning.exceptions import InvalidInputError, TrainingDataError, TuningFailedError
 
-#: API versions that serve tuned-model CRUD (``v1`` has none, CONTRACT.md section 8).
+#: API versions that serve tuned-model CRUD (``v1`` has none, docs/api-contract.md section 8).
 TUNING_API_VERSIONS = ("v1beta", "v1beta3")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
