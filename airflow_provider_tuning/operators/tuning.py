@@ -186,7 +186,12 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
     A retry never creates a duplicate: the default ``tuned_model_id`` is deterministic per DAG,
     task, run and map index, and a 409 ALREADY_EXISTS reattaches to the existing model (CREATING:
     wait; ACTIVE: done; FAILED: fail with the API's error, or create it again under the next
-    deterministic id ``<id>-r2``, ``<id>-r3``... when ``recreate_on_failure`` is set).
+    deterministic id ``<id>-r2``, ``<id>-r3``... when ``recreate_on_failure`` is set). It reattaches
+    only to a model this task instance created from this request: the description sent ends with a
+    provenance marker (``[airflow ti=<hash> req=<hash>]``, see
+    :class:`~airflow_provider_tuning.operators._ids.Provenance`), and a model under the id without
+    it, or with another one (another run reusing an explicit ``tuned_model_id``, other training
+    data), fails the task without retry, naming the id.
 
     Returns to XCom a plain dict: ``tuned_model``, ``base_model``, ``display_name``, ``state``,
     ``total_steps``, ``final_mean_loss``, ``snapshots``, ``create_time``, ``start_time``,
