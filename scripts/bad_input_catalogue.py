@@ -952,7 +952,7 @@ CASES: list[Case] = [
         CONNECTION,
         _list_with(host="https://generativelanguage.googleapis.com:sk-pasted-4471", password=API_KEY),
         ConnectionConfigError,
-        "base URL has an invalid port (a number from 0 to 65535)",
+        "base URL is not a valid URL: its port must be a number from 0 to 65535",
         True,
         secrets=("sk-pasted-4471",),
     ),

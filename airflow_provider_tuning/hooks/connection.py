@@ -94,7 +94,9 @@ def normalize_url(raw: str, *, what: str = "base URL", port: int | None = None) 
     try:
         url_port = parts.port
     except ValueError:
-        raise ConnectionConfigError(f"{what} has an invalid port (a number from 0 to 65535)") from None
+        raise ConnectionConfigError(
+            f"{what} is not a valid URL: its port must be a number from 0 to 65535"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ConnectionConfigError(
