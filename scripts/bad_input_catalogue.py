@@ -114,7 +114,7 @@ class CaseEnv:
         """
         var = f"AIRFLOW_CONN_{conn_id.upper()}"
         self._env.setdefault(var, os.environ.get(var))
-        os.environ[var] = json.dumps({"conn_type": "generative_language", **fields})
+        os.environ[var] = json.dumps({"conn_type": "generativelanguage", **fields})
         return conn_id
 
     def emulator_conn(self, conn_id: str = "catalogue") -> str:

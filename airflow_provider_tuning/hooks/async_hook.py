@@ -144,7 +144,7 @@ def _describe(err: BaseException) -> str:
 
 
 class GenerativeLanguageAsyncHook(ConnectionHookAttributes, BaseHook):
-    """Async API calls on a ``generative_language`` connection (the shape of ``HttpAsyncHook``).
+    """Async API calls on a ``generativelanguage`` connection (the shape of ``HttpAsyncHook``).
 
     Use it as an async context manager: entering reads the connection and leases the shared
     session; leaving returns it::
@@ -152,7 +152,7 @@ class GenerativeLanguageAsyncHook(ConnectionHookAttributes, BaseHook):
         async with GenerativeLanguageAsyncHook(conn_id) as hook:
             operation = await hook.call(ApiCall("GET", "/v1/tunedModels/x/operations/y"))
 
-    :param conn_id: the Airflow connection (type ``generative_language``).
+    :param conn_id: the Airflow connection (type ``generativelanguage``).
     :param retry: retry policy of each call (a wait passes a single-attempt policy per poll).
     :param request_timeout: total seconds one HTTP request may take.
     """

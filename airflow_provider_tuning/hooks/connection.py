@@ -1,4 +1,4 @@
-"""Settings of a ``generative_language`` Airflow connection: base URL, API version and auth mode.
+"""Settings of a ``generativelanguage`` Airflow connection: base URL, API version and auth mode.
 
 Parsing is pure and cheap (no network, no google-auth import), so the async trigger can use it too.
 Secrets are dataclass fields with ``repr=False`` and no error message quotes them.
@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_tuning.constants import DEFAULT_CONN_ID
+from airflow_provider_tuning.constants import CONN_TYPE, DEFAULT_CONN_ID, LEGACY_CONN_TYPE
 from airflow_provider_tuning.exceptions import ConnectionConfigError
 
-__all__ = ["DEFAULT_CONN_ID"]  # re-exported: the hook and users import it from here too
+__all__ = ["CONN_TYPE", "DEFAULT_CONN_ID"]  # re-exported: the hooks and users import them from here too
 
-CONN_TYPE = "generative_language"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_API_VERSION = "v1beta"
 API_VERSIONS = ("v1", "v1beta", "v1beta3")
@@ -395,7 +394,7 @@ class ConnectionSettings:
 
     @classmethod
     def from_connection(cls, conn: Any) -> ConnectionSettings:
-        """Parse an Airflow connection of type ``generative_language``.
+        """Parse an Airflow connection of type ``generativelanguage``.
 
         :param conn: an Airflow ``Connection`` (task SDK or core).
         :raises ConnectionConfigError: a field is missing, malformed or conflicting; the message
@@ -488,10 +487,10 @@ def _read_extra(conn: Any) -> dict[str, Any]:
         raise ConnectionConfigError("extra must be a JSON object")
     result: dict[str, Any] = {}
     for key in _EXTRA_KEYS:
-        prefixed = f"extra__{CONN_TYPE}__{key}"
         value = data.get(key)
-        if value in (None, ""):
-            value = data.get(prefixed)
+        for conn_type in (CONN_TYPE, LEGACY_CONN_TYPE):  # the form's prefixed keys, either type
+            if value in (None, ""):
+                value = data.get(f"extra__{conn_type}__{key}")
         if value not in (None, ""):
             result[key] = value
     return result

@@ -48,7 +48,7 @@ def _text_content(text: str) -> dict[str, Any]:
 class GenerativeLanguageHook(ConnectionHookAttributes, BaseHook):
     """Calls the Generative Language API (tuned models, operations, generation, permissions).
 
-    :param conn_id: the Airflow connection (type ``generative_language``).
+    :param conn_id: the Airflow connection (type ``generativelanguage``).
     :param api_version: default API version for this hook; a method's ``api_version`` wins,
         then this, then the connection's, then ``v1beta``.
     :param timeout: ``(connect, read)`` timeout of every request, in seconds.

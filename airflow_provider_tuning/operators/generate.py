@@ -298,7 +298,7 @@ class BaseGenerateOperator(BaseOperator):
     :param prompt_field: the prompt's field or column in structured prompts. (templated)
     :param expected_field: the expected output's field or column, to evaluate against. (templated)
     :param max_prompt_chars: the longest prompt accepted, in characters.
-    :param conn_id: the Airflow connection (type ``generative_language``).
+    :param conn_id: the Airflow connection (type ``generativelanguage``).
     :param api_version: the API version of the calls. (templated)
     :param temperature: sampling temperature. (templated)
     :param top_p: nucleus sampling probability, in [0, 1]. (templated)

@@ -123,7 +123,7 @@ def _config_float(option: str, fallback: float) -> float:
 class _GenerativeLanguageOperator(BaseOperator):
     """Shared parts: the connection id, the API version and a lazily imported hook.
 
-    :param conn_id: the Airflow connection id (type ``generative_language``).
+    :param conn_id: the Airflow connection id (type ``generativelanguage``).
     :param api_version: API version; ``None`` means the connection's, else ``v1beta``.
     """
 

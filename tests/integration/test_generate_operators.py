@@ -101,7 +101,7 @@ def text_model(emulator) -> str:
 
 @pytest.fixture(autouse=True)
 def connection(emulator, monkeypatch):
-    conn = {"conn_type": "generative_language", "host": emulator.url, "password": API_KEY}
+    conn = {"conn_type": "generativelanguage", "host": emulator.url, "password": API_KEY}
     monkeypatch.setenv("AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT", json.dumps(conn))
 
 

@@ -72,7 +72,7 @@ def emulator():
 @pytest.fixture(autouse=True)
 def fresh(emulator, monkeypatch):
     emulator.reset()
-    conn = {"conn_type": "generative_language", "host": emulator.url, "password": API_KEY}
+    conn = {"conn_type": "generativelanguage", "host": emulator.url, "password": API_KEY}
     monkeypatch.setenv("AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT", json.dumps(conn))
 
 

@@ -688,9 +688,7 @@ def _real_hook(monkeypatch, **kwargs):
     """The operator's own hook (not the fake), on a connection that is never called."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT",
-        json.dumps(
-            {"conn_type": "generative_language", "host": "http://127.0.0.1:9", "password": "k-123456"}
-        ),
+        json.dumps({"conn_type": "generativelanguage", "host": "http://127.0.0.1:9", "password": "k-123456"}),
     )
     op = GenerateContentOperator(task_id="generate", model="tunedModels/m", prompts="1", **kwargs)
     op._limiter = op.make_limiter()

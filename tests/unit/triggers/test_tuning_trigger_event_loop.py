@@ -132,7 +132,7 @@ def test_oauth_trigger_refreshes_tokens_off_the_loop(
         "token_uri": f"{api.url}/token",
     }
     conn = {
-        "conn_type": "generative_language",
+        "conn_type": "generativelanguage",
         "host": api.url,
         "extra": {"keyfile_dict": keyfile, "quota_project_id": "loopback-project"},
     }
