@@ -138,7 +138,7 @@ def _port_number(port: Any) -> int:
     return number
 
 
-def _loads(raw: str | bytes, source: str) -> Any:
+def load_json(raw: str | bytes, source: str) -> Any:
     """Parse JSON text from ``source``; an error names the position, never the text (it may be a key).
 
     :param raw: the JSON text.
@@ -196,7 +196,7 @@ def parse_keyfile_json(raw: Any, *, source: str) -> dict[str, Any]:
     if isinstance(raw, Mapping):
         info = dict(raw)
     elif isinstance(raw, (str, bytes)):
-        info = _loads(raw, source)
+        info = load_json(raw, source)
     else:
         raise ConnectionConfigError(f"{source} must be a JSON object or a JSON string")
     if not isinstance(info, dict):
@@ -488,7 +488,7 @@ def _read_extra(conn: Any) -> dict[str, Any]:
     elif isinstance(raw, Mapping):
         data = dict(raw)
     elif isinstance(raw, str):
-        data = _loads(raw, "extra")
+        data = load_json(raw, "extra")
     else:
         raise ConnectionConfigError("extra must be a JSON object")
     if not isinstance(data, dict):
