@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from typing import Any, NoReturn
 from urllib.parse import unquote_plus
 
@@ -272,7 +273,7 @@ def _serve_token(
         grant = oauth.grant(
             raw,
             request.headers.get("Content-Type", ""),
-            runtime.clock(),
+            time.time(),  # a JWT's iat/exp come from the caller's wall clock, not the emulator's
             refresh_tokens=None if runtime.open_access else runtime.refresh_tokens or frozenset(),
             service_accounts=None if runtime.open_access else runtime.service_accounts or frozenset(),
         )

@@ -362,8 +362,9 @@ class StorageService:
             name, content_type = query.get("name", ""), header_type
             data = raw
         elif kind == "multipart":
-            meta, data = _multipart(raw, header_type)
+            meta, data, media_type = _multipart(raw, header_type)
             name, content_type, metadata = self._metadata(meta)
+            content_type = content_type or media_type
             name = name or query.get("name", "")
         elif kind == "resumable":
             name, content_type, metadata = self._metadata(self._json_body(raw))
@@ -427,8 +428,8 @@ class StorageService:
         return web.Response(status=308, headers=headers)
 
 
-def _multipart(raw: bytes, content_type: str) -> tuple[dict[str, Any], bytes]:
-    """The JSON metadata and the media of a ``multipart/related`` body."""
+def _multipart(raw: bytes, content_type: str) -> tuple[dict[str, Any], bytes, str]:
+    """The JSON metadata, the media and its content type, of a ``multipart/related`` body."""
     found = re.search(r'boundary="?([^";]+)"?', content_type)
     if not content_type.startswith("multipart/related") or found is None:
         raise bad_request("A multipart upload needs Content-Type multipart/related with a boundary.")
@@ -436,8 +437,10 @@ def _multipart(raw: bytes, content_type: str) -> tuple[dict[str, Any], bytes]:
     parts = raw.split(delimiter)
     if len(parts) < 4:
         raise bad_request("A multipart upload needs two parts: the JSON metadata, then the media.")
-    bodies = []
+    bodies, types = [], []
     for part in parts[1:3]:
-        _, _, body = part.partition(b"\r\n\r\n")
+        head, _, body = part.partition(b"\r\n\r\n")
         bodies.append(body[:-2] if body.endswith(b"\r\n") else body)
-    return StorageService._json_body(bodies[0]), bodies[1]
+        typed = re.search(rb"(?im)^content-type:\s*([^\r\n]+)", head)
+        types.append(typed.group(1).decode().strip() if typed else "")
+    return StorageService._json_body(bodies[0]), bodies[1], types[1]
