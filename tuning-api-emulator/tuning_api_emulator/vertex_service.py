@@ -628,5 +628,5 @@ class VertexService:
     ) -> Any:
         self._parent(match)
         model = match.groups[2]
-        target = inference.Target(f"publishers/google/models/{model}", None, 8192, model)
+        target = inference.Target(f"models/{model}", None, 8192, model)  # answers with an echo
         return self._generate(target, match.version, body, now)
