@@ -2,7 +2,8 @@
 
 =========================================  ==========================================================
 ``GET /_emulator/state``                   summary: tuned models and their progress, faults, counts
-``POST /_emulator/reset``                  forget every tuned model, the request log and the faults
+``POST /_emulator/reset``                  forget all state (models, jobs, objects, tokens), the
+                                           request log and the faults
 ``GET /_emulator/faults``                  the fault plan as JSON
 ``PUT /_emulator/faults``                  replace the fault plan (body: see :mod:`.faults`)
 ``DELETE /_emulator/faults``               clear the fault plan

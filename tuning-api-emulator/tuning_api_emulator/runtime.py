@@ -142,7 +142,8 @@ class Runtime:
             self._log.clear()
 
     def reset(self) -> None:
-        """Forget every tuned model, the request log and the faults."""
+        """Forget every tuned model, tuning job, bucket, object, issued token, the request log and
+        the faults."""
         with self.lock:
             self.store.clear()
             self.storage.uploads.clear()

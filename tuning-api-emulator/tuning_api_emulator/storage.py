@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from tuning_api_emulator.vertex_jobs import project_number
 if TYPE_CHECKING:
     from tuning_api_emulator.runtime import Runtime
 
+log = logging.getLogger("tuning_api_emulator")
 PREFIXES = ("/storage/v1/", "/upload/storage/v1/", "/download/storage/v1/")
 _REASONS = {
     400: "invalid",
@@ -150,6 +152,9 @@ class StorageService:
                 return self._dispatch(rpc, request, raw, query, groups, base)
         except StatusError as err:
             return _error(err)
+        except Exception:  # a bug in the emulator: answer like the service would, and say so in the log
+            log.exception("emulator error serving %s %s", request.method, request.path)
+            return _error(StatusError("INTERNAL", "Backend Error"))
 
     def _check_auth(self, request: web.Request, query: dict[str, str], permission: str) -> None:
         try:

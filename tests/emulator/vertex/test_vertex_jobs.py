@@ -124,6 +124,20 @@ def test_emulator_fail_in_the_display_name_fails_the_job_half_way(
     assert job["endTime"] == job["updateTime"]
 
 
+@pytest.mark.parametrize(("mark", "steps"), [("emulator:fail-at=0", 0), ("emulator:fail-at=4", 4)])
+def test_emulator_fail_at_a_step(
+    vertex: VertexApi, clock: FakeClock, train_uri: str, mark: str, steps: int
+) -> None:
+    name = vertex.create(sft_body(train_uri, description=f"run {mark}"), version="v1beta1")["name"]
+    clock.advance(2 + steps - 0.5)
+    assert vertex.job(name)["state"] == "JOB_STATE_RUNNING"
+    clock.advance(0.5)
+    job = vertex.job(name, "v1beta1")
+    assert job["state"] == "JOB_STATE_FAILED"
+    assert job["error"]["message"] == f"Tuning job failed at step {steps} of 13 (emulated failure)."
+    assert job.get("tuningJobMetadata", {}).get("completedStepCount", "0") == str(steps)
+
+
 def test_the_control_path_fails_a_running_job(
     emulator: Emulator, vertex: VertexApi, clock: FakeClock, train_uri: str
 ) -> None:
