@@ -33,7 +33,7 @@ from tuning_api_emulator import auth
 from tuning_api_emulator.errors import StatusError, bad_request, failed_precondition, not_found
 from tuning_api_emulator.jsonio import dumps
 from tuning_api_emulator.partial import parse_fields, select
-from tuning_api_emulator.storage_data import Bucket, StoredObject, bucket_name_problem, checksums
+from tuning_api_emulator.storage_data import Bucket, StoredObject, bucket_name_problem
 from tuning_api_emulator.vertex_jobs import project_number
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ class StorageService:
 
     @staticmethod
     def _media(stored: StoredObject, request: web.Request) -> web.Response:
-        md5, crc = checksums(stored.data)
+        md5, crc = stored.md5_hash, stored.crc32c
         headers = {
             "x-goog-generation": str(stored.generation),
             "x-goog-metageneration": "1",

@@ -113,7 +113,11 @@ class VertexService:
     # --- helpers ----------------------------------------------------------------------------------
 
     def _new_id(self, digits: int = 19) -> str:
-        taken = {j.id for j in self.store.tuning_jobs.values()}
+        """A numeric id no job, model, endpoint, deployment or operation has (even after a restart,
+        which replays the seeded sequence)."""
+        taken = {name.rsplit("/", 1)[1] for name in self.store.vertex_operations}
+        for job in self.store.tuning_jobs.values():
+            taken.update((job.id, job.model_id, job.endpoint_id, job.deployed_model_id))
         while True:
             value = str(self.rng.randrange(10 ** (digits - 1), 10**digits))
             if value not in taken:

@@ -151,3 +151,12 @@ def test_configured_credentials_require_a_configured_or_issued_token(
     assert wrong.status_code == 401
     assert wrong.json()["error"]["message"] == "Invalid Credentials"
     assert access_token(emulator.url).startswith("ya29.")
+
+
+def test_the_pure_python_crc32c_matches_googles() -> None:
+    import google_crc32c
+
+    from tuning_api_emulator.storage_data import crc32c_python
+
+    for data in (b"", b"123", bytes(range(256)) * 40):
+        assert crc32c_python(data) == google_crc32c.value(data)
