@@ -121,8 +121,8 @@ def cpu_seconds() -> float:
 
 
 def connection_json(url: str, api_key: str = API_KEY, **extra: Any) -> str:
-    """The ``AIRFLOW_CONN_...`` JSON of a ``generative_language`` connection."""
-    conn: dict[str, Any] = {"conn_type": "generative_language", "host": url}
+    """The ``AIRFLOW_CONN_...`` JSON of a ``generativelanguage`` connection."""
+    conn: dict[str, Any] = {"conn_type": "generativelanguage", "host": url}
     if api_key:
         conn["password"] = api_key
     if extra:

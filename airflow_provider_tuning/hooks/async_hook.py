@@ -21,7 +21,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseHook, conf
 
 from airflow_provider_tuning.exceptions import ApiConnectionError, GenerativeLanguageError, InvalidInputError
-from airflow_provider_tuning.hooks.connection import CONN_TYPE, DEFAULT_API_VERSION, DEFAULT_CONN_ID
+from airflow_provider_tuning.hooks.connection import (
+    DEFAULT_API_VERSION,
+    DEFAULT_CONN_ID,
+    ConnectionHookAttributes,
+)
 from airflow_provider_tuning.hooks.retry import RetryPolicy
 from airflow_provider_tuning.hooks.transport import REAUTHENTICATE, Call, Retry, prepare_request
 
@@ -139,8 +143,8 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-class GenerativeLanguageAsyncHook(BaseHook):
-    """Async API calls on a ``generative_language`` connection (the shape of ``HttpAsyncHook``).
+class GenerativeLanguageAsyncHook(ConnectionHookAttributes, BaseHook):
+    """Async API calls on a ``generativelanguage`` connection (the shape of ``HttpAsyncHook``).
 
     Use it as an async context manager: entering reads the connection and leases the shared
     session; leaving returns it::
@@ -148,14 +152,11 @@ class GenerativeLanguageAsyncHook(BaseHook):
         async with GenerativeLanguageAsyncHook(conn_id) as hook:
             operation = await hook.call(ApiCall("GET", "/v1/tunedModels/x/operations/y"))
 
-    :param conn_id: the Airflow connection (type ``generative_language``).
+    :param conn_id: the Airflow connection (type ``generativelanguage``).
     :param retry: retry policy of each call (a wait passes a single-attempt policy per poll).
     :param request_timeout: total seconds one HTTP request may take.
     """
 
-    conn_name_attr = "conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
     hook_name = "Generative Language (tuning, async)"
 
     def __init__(

@@ -109,7 +109,7 @@ def test_weekly_pipeline_survives_faults_and_an_emulator_restart(dag_test_setup)
             home=home,
             dags_folder=setup.dags_folder,
             fernet_key=setup.fernet_key,
-            connection={"conn_type": "generative_language", "host": emulator.url, "password": API_KEY},
+            connection={"conn_type": "generativelanguage", "host": emulator.url, "password": API_KEY},
             extra_env={"AIRFLOW__GENERATIVE_LANGUAGE__POLL_INTERVAL": "1"},
             timeout=240,
             watch=emulator.watch,
