@@ -34,6 +34,7 @@ GOOGLE_TOKEN_URLS = frozenset(
     }
 )
 TOKEN_SECONDS = 3600
+BEARER = "Bearer"
 _CLOCK_SKEW = 300
 
 
@@ -157,4 +158,4 @@ def new_token() -> str:
 
 def answer(token: str, scope: str) -> dict[str, Any]:
     """The token endpoint's success body."""
-    return {"access_token": token, "expires_in": TOKEN_SECONDS - 1, "scope": scope, "token_type": "Bearer"}
+    return {"access_token": token, "expires_in": TOKEN_SECONDS - 1, "scope": scope, "token_type": BEARER}
