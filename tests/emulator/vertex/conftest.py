@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-from tests.emulator.vertex.vertex_support import VertexApi, jsonl, put_object, sft_lines
+from tests.emulator.vertex.vertex_support import SDK2_REQUIREMENTS, VertexApi, jsonl, put_object, sft_lines
 from tuning_api_emulator import Emulator
 
 
@@ -29,12 +29,6 @@ def train_uri(emulator: Emulator) -> str:
     return put_object(emulator.url, "sft/train.jsonl", jsonl(sft_lines(20)))
 
 
-#: The google-genai 2.x that the Google provider's stack installs, and the newest
-#: google-cloud-aiplatform (its types are the strict-parse reference; its releases from 1.92 pin
-#: google-genai<3, so it cannot share the test environment with google-genai 3.x).
-SDK2_REQUIREMENTS = ("google-genai==2.34.0", "google-cloud-aiplatform==2.7.0")
-
-
 @pytest.fixture(scope="session")
 def sdk2_path() -> pathlib.Path:
     """A folder (cached in the virtualenv) holding SDK2_REQUIREMENTS, for a subprocess's PYTHONPATH.
@@ -43,45 +37,33 @@ def sdk2_path() -> pathlib.Path:
     """
     key = hashlib.sha256(" ".join(SDK2_REQUIREMENTS).encode()).hexdigest()[:12]
     target = pathlib.Path(sys.prefix) / "vertex-test-sdks" / key
-    if not (target / ".complete").exists():
-        staging = pathlib.Path(
-            tempfile.mkdtemp(prefix="sdk2-", dir=target.parent if target.parent.exists() else None)
-        )
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--target",
-                str(staging),
-                *SDK2_REQUIREMENTS,
-            ],
-            check=True,
-            timeout=900,
-        )
-        (staging / ".complete").touch()
+    if (target / ".complete").exists():
+        return target
+    try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(staging, target)
-        except OSError:  # another run installed it meanwhile
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def run_with_sdk2(sdk2_path: pathlib.Path, script: pathlib.Path, *args: str, stdin: str = "") -> str:
-    """Run ``script`` with google-genai 2.x and google-cloud-aiplatform 2.x first on the path."""
-    env = {**os.environ, "PYTHONPATH": str(sdk2_path), "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run(
-        [sys.executable, str(script), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
+        staging = pathlib.Path(tempfile.mkdtemp(prefix="sdk2-", dir=target.parent))
+    except OSError:  # a read-only environment: install into a temporary folder for this run
+        staging = pathlib.Path(tempfile.mkdtemp(prefix="sdk2-"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(staging),
+            *SDK2_REQUIREMENTS,
+        ],
+        check=True,
+        timeout=900,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done.stdout
+    (staging / ".complete").touch()
+    try:
+        os.replace(staging, target)
+    except OSError:  # another run installed it meanwhile, or another file system
+        if not (target / ".complete").exists():
+            return staging
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

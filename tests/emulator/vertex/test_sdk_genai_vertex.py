@@ -16,11 +16,13 @@ import pytest
 from google.cloud import storage
 
 from tests.emulator.vertex import sdk_flow
-from tests.emulator.vertex.conftest import run_with_sdk2
-from tests.emulator.vertex.vertex_support import PROJECT, credentials, jsonl, sft_lines
+from tests.emulator.vertex.vertex_support import PROJECT, credentials, jsonl, run_with_sdk2, sft_lines
 from tuning_api_emulator import Emulator
 
-pytestmark = pytest.mark.filterwarnings("ignore:The SDK's tuning implementation is experimental")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The SDK's tuning implementation is experimental"),
+    pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning"),
+]
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ import pathlib
 from collections import Counter
 
 from tests.emulator.emulator_support import FakeClock
-from tests.emulator.vertex.conftest import run_with_sdk2
-from tests.emulator.vertex.vertex_support import COLLECTED, VertexApi, sft_body
+from tests.emulator.vertex.vertex_support import COLLECTED, VertexApi, run_with_sdk2, sft_body
 
 WORKER = pathlib.Path(__file__).with_name("strict_parse_worker.py")
 DISCOVERY_ONLY = {

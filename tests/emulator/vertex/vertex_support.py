@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import os
+import pathlib
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -302,3 +306,25 @@ def put_object(base_url: str, name: str, text: str, bucket: str = BUCKET, token:
 def sft_body(uri: str, **extra: Any) -> dict[str, Any]:
     """A supervised tuning job body on ``gemini-2.5-flash``."""
     return {"baseModel": "gemini-2.5-flash", "supervisedTuningSpec": {"trainingDatasetUri": uri}, **extra}
+
+
+#: The google-genai 2.x that the Google provider's stack installs, and the newest
+#: google-cloud-aiplatform (its types are the strict-parse reference; its releases from 1.92 pin
+#: google-genai<3, so it cannot share the test environment with google-genai 3.x).
+SDK2_REQUIREMENTS = ("google-genai==2.34.0", "google-cloud-aiplatform==2.7.0")
+
+
+def run_with_sdk2(sdk2_path: pathlib.Path, script: pathlib.Path, *args: str, stdin: str = "") -> str:
+    """Run ``script`` with google-genai 2.x and google-cloud-aiplatform 2.x first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(sdk2_path), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout
