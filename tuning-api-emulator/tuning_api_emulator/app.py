@@ -42,6 +42,7 @@ from tuning_api_emulator.routes import Match, resolve
 from tuning_api_emulator.runtime import Runtime
 from tuning_api_emulator.schema import snake
 from tuning_api_emulator.service import Stream, unknown_query
+from tuning_api_emulator.vertex_schema import ENUM_NUMBERS as VERTEX_ENUM_NUMBERS
 
 log = logging.getLogger("tuning_api_emulator")
 
@@ -164,23 +165,30 @@ def _parsed_fields(expression: str) -> Selection:
     return parse_fields(expression)
 
 
-def _shape(body: Any, selection: Selection | None, int_enums: bool) -> Any:
+def _shape(
+    body: Any, selection: Selection | None, int_enums: bool, tables: dict[str, dict[str, int]] | None
+) -> Any:
     """``body`` narrowed to ``selection`` and with enums as numbers when asked."""
     body = select(body, selection) if selection is not None else body
-    return enums_to_int(body) if int_enums else body
+    return enums_to_int(body, tables) if int_enums else body
 
 
-def _render(result: Any, query: MultiMapping[str], selection: Selection | None) -> web.Response:
+def _render(
+    result: Any,
+    query: MultiMapping[str],
+    selection: Selection | None,
+    tables: dict[str, dict[str, int]] | None = None,
+) -> web.Response:
     int_enums = wants_int_enums(_alt_values(query))
     if isinstance(result, Stream):
-        chunks = [_shape(chunk, selection, int_enums) for chunk in result.chunks]
+        chunks = [_shape(chunk, selection, int_enums, tables) for chunk in result.chunks]
         if any(alt.split(";")[0].strip() == "sse" for alt in _alt_values(query)):
             text = "".join(f"data: {dumps(chunk, pretty=False)}\r\n\r\n" for chunk in chunks)
             return web.Response(
                 text=text, content_type="text/event-stream", charset="utf-8", headers=_HEADERS
             )
         return _json_response(chunks, query)
-    return _json_response(_shape(result, selection, int_enums), query)
+    return _json_response(_shape(result, selection, int_enums, tables), query)
 
 
 def _error(err: StatusError, query: MultiMapping[str]) -> web.Response:
@@ -241,10 +249,11 @@ def _serve(
         params = _params(match, query)
         selection = _selection(query)  # a bad expression is refused before anything changes
         body = loads_body(raw) if method in ("POST", "PATCH", "PUT") else {}
-        service = runtime.vertex if match.route.api == "vertex" else runtime.service
+        vertex = match.route.api == "vertex"
+        service = runtime.vertex if vertex else runtime.service
         with runtime.lock:
             result = service.dispatch(match, params, body, runtime.clock())
-        return _render(result, query, selection)
+        return _render(result, query, selection, VERTEX_ENUM_NUMBERS if vertex else None)
     except StatusError as err:
         return _error(err, query)
     except Exception:  # a bug in the emulator: answer like the service would, and say so in the log

@@ -77,6 +77,44 @@ SPECS = {
 }
 
 
+def _numbers(*names: str) -> dict[str, int]:
+    return {name: number for number, name in enumerate(names)}
+
+
+#: Enum numbers per response field name, for ``$alt=json;enum-encoding=int`` (what
+#: google-cloud-aiplatform's REST transport asks for).
+ENUM_NUMBERS: dict[str, dict[str, int]] = {
+    "state": _numbers(
+        "JOB_STATE_UNSPECIFIED",
+        "JOB_STATE_QUEUED",
+        "JOB_STATE_PENDING",
+        "JOB_STATE_RUNNING",
+        "JOB_STATE_SUCCEEDED",
+        "JOB_STATE_FAILED",
+        "JOB_STATE_CANCELLING",
+        "JOB_STATE_CANCELLED",
+        "JOB_STATE_PAUSED",
+        "JOB_STATE_EXPIRED",
+        "JOB_STATE_UPDATING",
+        "JOB_STATE_PARTIALLY_SUCCEEDED",
+    ),
+    "tuningJobState": _numbers(  # discovery order (the published protos lack this enum)
+        "TUNING_JOB_STATE_UNSPECIFIED",
+        "TUNING_JOB_STATE_WAITING_FOR_QUOTA",
+        "TUNING_JOB_STATE_PROCESSING_DATASET",
+        "TUNING_JOB_STATE_WAITING_FOR_CAPACITY",
+        "TUNING_JOB_STATE_TUNING",
+        "TUNING_JOB_STATE_POST_PROCESSING",
+    ),
+    "adapterSize": _numbers(*ADAPTER_SIZES),
+    "tuningMode": _numbers(*TUNING_MODES),
+    "thinkingLevel": _numbers(*THINKING_LEVELS),
+    "finishReason": _numbers("FINISH_REASON_UNSPECIFIED", "STOP", "MAX_TOKENS"),
+    "trafficType": {"TRAFFIC_TYPE_UNSPECIFIED": 0, "ON_DEMAND": 1, "PROVISIONED_THROUGHPUT": 2},
+    "sourceType": {"MODEL_SOURCE_TYPE_UNSPECIFIED": 0, "GENIE": 5},
+}
+
+
 def _f(proto: str, kind: str = "string", **kw: Any) -> Field:
     return Field(proto, kind, **kw)
 
