@@ -196,7 +196,7 @@ class StorageService:
         if rpc == "storage.objects.list":
             return _json(self.list_objects(bucket, query, base), query)
         if rpc == "storage.objects.get":
-            stored = self._object(bucket.name, groups[1])
+            stored = self._object(bucket.name, groups[1], query.get("generation"))
             if query.get("alt") == "media" or request.path.startswith("/download/"):
                 return self._media(stored, request)
             return _json(stored.render(base), query)
@@ -218,9 +218,10 @@ class StorageService:
             raise not_found("The specified bucket does not exist.")
         return bucket
 
-    def _object(self, bucket: str, name: str) -> StoredObject:
+    def _object(self, bucket: str, name: str, generation: str | None = None) -> StoredObject:
+        """The object (its current generation; another ``generation`` asked for does not exist)."""
         stored = self.store.objects.get(f"{bucket}/{name}")
-        if stored is None:
+        if stored is None or generation not in (None, str(stored.generation)):
             raise not_found(f"No such object: {bucket}/{name}")
         return stored
 

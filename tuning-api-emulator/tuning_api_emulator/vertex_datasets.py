@@ -138,7 +138,7 @@ def parse_jsonl(uri: str, data: bytes, kind: str, role: str = "training") -> Dat
         and the line; on an empty dataset; on too large a validation dataset.
     """
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte order mark is tolerated
     except UnicodeDecodeError as err:
         raise DatasetError(f"The {role} dataset {uri} is not valid UTF-8 (byte {err.start}).") from None
     examples: list[Example] = []

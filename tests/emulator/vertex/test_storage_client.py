@@ -160,3 +160,14 @@ def test_the_pure_python_crc32c_matches_googles() -> None:
 
     for data in (b"", b"123", bytes(range(256)) * 40):
         assert crc32c_python(data) == google_crc32c.value(data)
+
+
+def test_an_older_generation_does_not_exist(client: storage.Client) -> None:
+    blob = client.create_bucket("gens").blob("a.txt")
+    blob.upload_from_string("one")
+    first = blob.generation
+    blob.upload_from_string("two")
+    assert blob.generation != first
+    assert client.bucket("gens").blob("a.txt").download_as_bytes() == b"two"
+    with pytest.raises(exceptions.NotFound):
+        client.bucket("gens").blob("a.txt", generation=first).download_as_bytes()
