@@ -356,14 +356,16 @@ class VertexService:
     def fail_job(
         self, job_id: str, now: float, *, message: str = "", at_step: int | None = None
     ) -> dict[str, Any]:
-        """Make a running job fail now (or at step ``at_step``); returns the job (``v1``)."""
+        """Make a running job fail now (or at step ``at_step``, now if it is past); returns the job
+        (``v1``)."""
         job = self.store.tuning_jobs.get(job_id)
         if job is None:
             raise not_found(f"No tuning job with id {job_id}.")
-        if status(job, now).done:
+        current = status(job, now)
+        if current.done:
             raise failed_precondition(f"TuningJob {job.name} has already ended.")
         job.fail_message = message
-        if at_step is None:
+        if at_step is None or at_step <= current.completed_steps:
             job.fail_time = now
         else:
             job.fail_at_step = max(0, at_step)

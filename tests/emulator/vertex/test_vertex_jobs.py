@@ -155,6 +155,12 @@ def test_the_control_path_fails_a_running_job(
     assert vertex.job(name)["error"] == {"code": 13, "message": "quota"}
     again = requests.post(f"{emulator.url}/_emulator/vertex/fail/{name.rsplit('/', 1)[1]}", timeout=30)
     assert again.status_code == 400
+    later = vertex.create(sft_body(train_uri))["name"]
+    emulator.fail_tuning_job(later.rsplit("/", 1)[1], at_step=5)
+    clock.advance(2 + 5)
+    assert vertex.job(later)["error"]["message"] == "Tuning job failed at step 5 of 13 (emulated failure)."
+    unknown = requests.post(f"{emulator.url}/_emulator/vertex/fail/123", timeout=30)
+    assert unknown.status_code == 404
 
 
 def test_cancel_ends_the_job_cancelled_with_code_1(
