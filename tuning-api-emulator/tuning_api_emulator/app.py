@@ -277,7 +277,7 @@ def _serve_token(
     if fault is not None:
         return _error(fault, request.query)
     if request.method != "POST":
-        return _error(StatusError("NOT_FOUND", "Method not found."), request.query)
+        return _error(StatusError("NOT_FOUND", METHOD_NOT_FOUND), request.query)
     try:
         grant = oauth.grant(
             raw,
