@@ -197,6 +197,7 @@ def test_issued_tokens_expire_after_an_hour(make_emulator: Callable[..., Emulato
         ("GET", "/v1/projects/p/locations/us-central1/models/1:generateContent"),
         ("GET", "/v2/projects/p/locations/us-central1/tuningJobs"),
         ("GET", "/nothing/here"),
+        ("GET", "/token"),  # the token endpoint takes POST only
     ],
 )
 def test_unknown_paths_answer_404(emulator: Emulator, method: str, path: str) -> None:
