@@ -195,3 +195,62 @@ def test_bad_input_fails_before_any_call(emulator, kwargs, error, fragment):
     assert isinstance(info.value.__cause__, error)
     assert fragment in str(info.value)
     assert rpcs(emulator) == []
+
+
+# -- inference, management and teardown ----------------------------------------------------------
+
+
+def test_generate_on_the_tuned_endpoint_with_evaluation_and_a_rate_limit(emulator):
+    from airflow_provider_tuning.operators.generate import GenerateContentOperator
+
+    tuned = operator().execute(context_for("run-infer"))
+    with DAG("vertex_it", schedule=None):
+        generate = GenerateContentOperator(
+            task_id="generate",
+            model=tuned["endpoint"],
+            prompts=[{"prompt": "1", "expected": "2"}, {"prompt": "3", "expected": "4"}],
+            expected_field="expected",
+            requests_per_minute=600,
+            concurrency=2,
+        )
+    summary = generate.execute(context_for("run-infer"))
+    assert (summary["count"], summary["succeeded"], summary["failed"]) == (2, 2, 0)
+    assert [r["text"] for r in summary["results"]] == ["2", "4"]
+    assert summary["evaluation"]["exact"] == 1.0
+    calls = [e for e in emulator.request_log if e["path"].endswith(":generateContent")]
+    assert len(calls) == 2
+    assert all(e["path"] == f"/v1/{tuned['endpoint']}:generateContent" for e in calls)
+
+
+def test_get_list_cancel_and_teardown(emulator):
+    from airflow_provider_tuning.operators.vertex_manage import (
+        CancelVertexTuningJobOperator,
+        DeleteVertexTunedModelOperator,
+        GetVertexTuningJobOperator,
+        ListVertexTuningJobsOperator,
+    )
+
+    done = operator().execute(context_for("run-manage"))
+    running = operator(wait_for_completion=False, epoch_count=50).execute(context_for("run-cancel"))
+    with DAG("vertex_it", schedule=None):
+        get = GetVertexTuningJobOperator(task_id="get", tuning_job_name=done["tuning_job"])
+        listing = ListVertexTuningJobsOperator(task_id="list", filter='labels.airflow-dag="vertex_it"')
+        cancel = CancelVertexTuningJobOperator(task_id="cancel", tuning_job_name=running["tuning_job"])
+        cancel_done = CancelVertexTuningJobOperator(task_id="cancel2", tuning_job_name=done["tuning_job"])
+        teardown = DeleteVertexTunedModelOperator(task_id="teardown", tuning_job_name=done["tuning_job"])
+        again = DeleteVertexTunedModelOperator(task_id="again", tuning_job_name=done["tuning_job"])
+    context = context_for("run-manage")
+    assert get.execute(context)["state"] == "JOB_STATE_SUCCEEDED"
+    assert {job["name"] for job in listing.execute(context)} == {done["tuning_job"], running["tuning_job"]}
+    assert cancel.execute(context) == {"tuning_job": running["tuning_job"], "cancelled": True}
+    assert cancel_done.execute(context)["cancelled"] is False
+    deleted = teardown.execute(context)
+    assert (deleted["endpoint"], deleted["tuned_model"]) == (done["endpoint"], done["tuned_model"])
+    assert deleted["undeployed"]
+    assert (
+        requests.get(
+            f"{emulator.url}/v1/{done['endpoint']}", headers={"Authorization": "Bearer x"}, timeout=30
+        ).status_code
+        == 404
+    )
+    assert again.execute(context) == {"endpoint": None, "tuned_model": None, "undeployed": []}  # idempotent
