@@ -79,21 +79,33 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-tuning",
         "name": "Generative Language Tuning",
-        "description": "Tune, wait for and run Google's tuned models (Generative Language API), "
-        "with a local emulator.",
+        "description": "Tune, wait for and run Google's tuned models (Vertex AI tuning jobs and the "
+        "Generative Language API), with a local emulator.",
         "versions": [__version__],
         "integrations": [
             {
                 "integration-name": "Generative Language API (tuning)",
                 "external-doc-url": "https://ai.google.dev/api/tuning",
                 "tags": ["gcp"],
-            }
+            },
+            {
+                "integration-name": "Vertex AI (tuning)",
+                "external-doc-url": "https://cloud.google.com/vertex-ai/generative-ai/docs/models/tune-models",
+                "tags": ["gcp"],
+            },
         ],
         "hooks": [
             {
                 "integration-name": "Generative Language API (tuning)",
-                "python-modules": ["airflow_provider_tuning.hooks.generative_language"],
-            }
+                "python-modules": [
+                    "airflow_provider_tuning.hooks.generative_language",
+                    "airflow_provider_tuning.hooks.async_hook",
+                ],
+            },
+            {
+                "integration-name": "Vertex AI (tuning)",
+                "python-modules": ["airflow_provider_tuning.hooks.vertex"],
+            },
         ],
         "operators": [
             {
@@ -102,7 +114,14 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_tuning.operators.tuning",
                     "airflow_provider_tuning.operators.generate",
                 ],
-            }
+            },
+            {
+                "integration-name": "Vertex AI (tuning)",
+                "python-modules": [
+                    "airflow_provider_tuning.operators.vertex_tuning",
+                    "airflow_provider_tuning.operators.vertex_manage",
+                ],
+            },
         ],
         "sensors": [
             {

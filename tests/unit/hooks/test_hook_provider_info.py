@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import pathlib
 
@@ -24,13 +25,19 @@ def test_provider_info_validates_against_airflows_schema():
     info = get_provider_info()
     jsonschema.validate(info, _schema("provider_info.schema.json"))
     assert info["package-name"] == "airflow-provider-tuning"
-    assert info["hooks"] == [
-        {
-            "integration-name": "Generative Language API (tuning)",
-            "python-modules": ["airflow_provider_tuning.hooks.generative_language"],
-        }
-    ]
-    assert {i["integration-name"] for i in info["integrations"]} >= {"Generative Language API (tuning)"}
+    modules = {module for entry in info["hooks"] + info["operators"] for module in entry["python-modules"]}
+    assert {
+        "airflow_provider_tuning.hooks.generative_language",
+        "airflow_provider_tuning.hooks.vertex",
+        "airflow_provider_tuning.operators.vertex_tuning",
+        "airflow_provider_tuning.operators.vertex_manage",
+    } <= modules
+    for module in modules:  # every module listed exists
+        importlib.import_module(module)
+    integrations = {i["integration-name"] for i in info["integrations"]}
+    assert integrations == {"Generative Language API (tuning)", "Vertex AI (tuning)"}
+    for kind in ("hooks", "operators"):
+        assert {entry["integration-name"] for entry in info[kind]} <= integrations
 
 
 def test_schema_validation_would_catch_a_broken_config():
