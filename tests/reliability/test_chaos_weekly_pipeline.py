@@ -5,8 +5,9 @@ example_weekly_tuning_pipeline`` runs against an emulator whose every API route 
 RESOURCE_EXHAUSTED, 10% 503 UNAVAILABLE (both with ``Retry-After: 1``), drops 5% of connections
 before handling them and 5% *after* handling them (``drop_after``: the change is committed, the
 answer is lost), each request delayed by up to 100 ms. The create (``POST /v1beta/tunedModels``) is
-hit harder: 10% 429, 10% 503, 10% drop and 25% drop_after, so "the create committed but its response
-was lost" happens in several seeds (the test checks it did). While the candidate tunes, the emulator
+hit harder (10% 429, 10% 503, 10% drop, 25% drop_after), and so is ``generateContent`` (15%
+drop_after), so "the create committed but its response was lost" and "an answer computed but lost"
+happen in several seeds (the test checks they did). While the candidate tunes, the emulator
 is stopped and a new one is started on the same port from the same state file.
 
 Each seed must end with: the DAG run succeeded, with the branch to ``promote``; exactly one tuned
@@ -56,6 +57,16 @@ CREATE_RULE = {
     "jitter": 0.1,
     "retry_after": 1,
 }
+#: A generateContent answer computed but lost is asked again: it must count once.
+GENERATE_RULE = {
+    "match": "GenerateContent",
+    "error_429": 0.10,
+    "error_503": 0.10,
+    "drop": 0.05,
+    "drop_after": 0.15,
+    "jitter": 0.1,
+    "retry_after": 1,
+}
 FAULT_RULE = {
     "match": "*",
     "error_429": 0.10,
@@ -75,10 +86,11 @@ RUN_ENV = {
 }
 #: The fault outcomes as the request log records them.
 FAULT_STATUSES = (429, 503, "dropped", "dropped_after")
+FAULT_KINDS = tuple(str(status) for status in FAULT_STATUSES)
 
 
 def faults(seed: int) -> dict[str, Any]:
-    return {"seed": seed, "rules": [CREATE_RULE, FAULT_RULE]}
+    return {"seed": seed, "rules": [CREATE_RULE, GENERATE_RULE, FAULT_RULE]}
 
 
 class RestartingEmulator:
@@ -137,7 +149,8 @@ class ChaosRun:
     log: list[dict[str, Any]] = field(default_factory=list)
 
     def faults_served(self) -> Counter[str]:
-        """Faults per kind (``create drop_after committed``: a create whose lost answer was a 200)."""
+        """Faults per kind, and the lost answers that matter most: ``create dropped_after committed``
+        (a create whose lost answer was a 200) and ``generate dropped_after``."""
         served: Counter[str] = Counter()
         for entry in self.log:
             if entry["status"] in FAULT_STATUSES:
@@ -145,6 +158,8 @@ class ChaosRun:
             if _is_create(entry) and entry["status"] == "dropped_after":
                 served["create dropped_after"] += 1
                 served["create dropped_after committed"] += entry.get("handled_status") == 200
+            if entry["rpc"] == "GenerateContent" and entry["status"] == "dropped_after":
+                served["generate dropped_after"] += 1
         return served
 
     def tries(self, task_id: str) -> int:
@@ -298,5 +313,5 @@ def test_every_kind_of_fault_was_served(chaos_runs: ChaosRuns, capsys: pytest.Ca
     requests = sum(len(chaos.log) for chaos in runs)
     with capsys.disabled():
         print(f"\nchaos: {len(runs)} seeds, {requests} API requests, faults served: {dict(served)}")
-    for kind in ("429", "503", "dropped", "dropped_after", "create dropped_after committed"):
+    for kind in (*FAULT_KINDS, "create dropped_after committed", "generate dropped_after"):
         assert served[kind] > 0, served
