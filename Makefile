@@ -44,9 +44,11 @@ audit: venv
 demo: venv
 	$(BIN)/python scripts/demo.py
 
-## Every benchmark in bench/, each run twice (about 35 minutes); results go to BENCHMARKS.md by hand.
+## Every benchmark in bench/, each run twice (about 50 minutes); results go to BENCHMARKS.md by hand.
 bench: venv
-	$(BIN)/python bench/trigger_scale.py --runs 2 --max-connections 128
+	$(BIN)/python bench/trigger_scale.py --runs 2
+	$(BIN)/python bench/trigger_scale.py --runs 2 --n 10000 --baseline-n 0 --interval 30 --warmup 45 --window 90
+	$(BIN)/python bench/big_job_poll.py --runs 2
 	$(BIN)/python bench/batch_inference.py --runs 2
 	$(BIN)/python bench/import_cost.py --repeat 5
 	$(BIN)/python bench/hook_overhead.py --runs 2

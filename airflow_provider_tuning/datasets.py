@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_provider_tuning import validation
 from airflow_provider_tuning.constants import SUPPORTED_EXTENSIONS
 from airflow_provider_tuning.exceptions import InvalidInputError, TrainingDataError
 
@@ -64,7 +65,7 @@ class ExampleLimits:
     """Limits applied to tuning examples.
 
     The character limits are the figures Google's tuning guide gives for tuned Gemini 1.5 Flash
-    (CONTRACT.md section 7: secondary sources, not part of the API definition).
+    (docs/api-contract.md section 7: secondary sources, not part of the API definition).
 
     :param max_input_chars: longest allowed input, in characters (code points).
     :param max_output_chars: longest allowed output, in characters.
@@ -78,15 +79,10 @@ class ExampleLimits:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
     def __post_init__(self) -> None:
-        for name in ("max_input_chars", "max_output_chars", "max_file_bytes"):
+        for name in ("max_input_chars", "max_output_chars", "max_examples", "max_file_bytes"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"ExampleLimits.{name} must be a positive integer, got {value!r}")
-        value = self.max_examples
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise InvalidInputError(
-                f"ExampleLimits.max_examples must be a positive integer or None, got {value!r}"
-            )
+            if value is not None or name != "max_examples":
+                object.__setattr__(self, name, validation.positive_int(f"ExampleLimits.{name}", value))
 
 
 @dataclass(frozen=True)
@@ -211,8 +207,7 @@ def load_prompts(
         _check_field_name("expected_field", expected_field)
         if expected_field == prompt_field:
             raise InvalidInputError(f"prompt_field and expected_field are both {prompt_field!r}")
-    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
-        raise InvalidInputError(f"max_chars must be a positive integer, got {max_chars!r}")
+    max_chars = validation.positive_int("max_chars", max_chars)
     _check_encoding(encoding)
     prompt_spec = _Field(prompt_field, (prompt_field,), "prompt", max_chars, "max_chars")
     fields = [prompt_spec]
@@ -367,6 +362,11 @@ def _text(record: Mapping[str, Any], spec: _Field, pos: int, problems: _Problems
     if not value.strip():
         problems.add(pos, key, f"{spec.what} is empty" if not value else f"{spec.what} is whitespace only")
         return None
+    try:
+        validation.check_text(spec.what, value)
+    except InvalidInputError as err:
+        problems.add(pos, key, str(err))
+        return None
     if spec.max_chars is not None and len(value) > spec.max_chars:
         problems.add(
             pos,
@@ -500,12 +500,18 @@ def _unwrap(data: object, source: str, container_key: str, what: str) -> Sequenc
     _fail(source, f"expected a list of {what}, got {_type_name(data)}")
 
 
+#: The message of a JSON value nested deeper than the parser's recursion limit.
+TOO_DEEP = "JSON nested too deeply (more levels of lists or objects than can be parsed)"
+
+
 def _parse_json_text(text: str, source: str) -> Any:
     """Parse a JSON text (falling back to a Python literal, as Jinja renders lists)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         json_error = err
+    except RecursionError:
+        _fail(source, TOO_DEEP)
     if source.startswith("inline"):
         import ast
 
@@ -661,6 +667,8 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(line)
         except json.JSONDecodeError as err:
             yield number, _Malformed(f"malformed JSON at column {err.colno}: {err.msg}")
+        except RecursionError:
+            yield number, _Malformed(TOO_DEEP)
 
 
 def _csv_records(text: str, source: str, fields: tuple[_Field, ...]) -> Iterator[tuple[int, Any]]:

@@ -6,11 +6,12 @@ import copy
 from typing import Any
 
 from airflow_provider_tuning import __version__
+from airflow_provider_tuning.constants import CONN_TYPE
 
 _STRING = {"type": ["string", "null"]}
 _SECRET = {"type": ["string", "null"], "format": "password"}
 
-# Extra fields of the ``generative_language`` connection (declarative form of Airflow 3.2+).
+# Extra fields of the ``generativelanguage`` connection (declarative form of Airflow 3.2+).
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "api_version": {
         "label": "API version",
@@ -119,7 +120,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "hook-class-name": "airflow_provider_tuning.hooks.generative_language.GenerativeLanguageHook",
                 "hook-name": "Generative Language (tuning)",
-                "connection-type": "generative_language",
+                "connection-type": CONN_TYPE,
                 "conn-fields": copy.deepcopy(CONN_FIELDS),
                 "ui-field-behaviour": copy.deepcopy(UI_FIELD_BEHAVIOUR),
             }

@@ -327,3 +327,21 @@ def permission_name(value: Any, *, what: str = "name") -> str:
             f"{what} must be 'tunedModels/<id>/permissions/<permission>', got {quote(value)}"
         )
     return text
+
+
+# -- tuned model fields -------------------------------------------------------------------------------
+
+#: ``TunedModel.displayName``: at most 40 characters (CONTRACT.md section 7).
+MAX_DISPLAY_NAME_LENGTH = 40
+
+
+def display_name(value: Any, *, what: str = "display_name") -> str | None:
+    """Return a tuned model's display name (``None`` passes): non-blank text of at most 40 characters.
+
+    :param value: the display name.
+    :param what: the argument name.
+    """
+    text = optional_string(what, value, max_length=MAX_DISPLAY_NAME_LENGTH)
+    if text is not None and not text.strip():
+        raise InvalidInputError(f"{what} must be a non-empty string, got {quote(value)}")
+    return text

@@ -121,8 +121,8 @@ def cpu_seconds() -> float:
 
 
 def connection_json(url: str, api_key: str = API_KEY, **extra: Any) -> str:
-    """The ``AIRFLOW_CONN_...`` JSON of a ``generative_language`` connection."""
-    conn: dict[str, Any] = {"conn_type": "generative_language", "host": url}
+    """The ``AIRFLOW_CONN_...`` JSON of a ``generativelanguage`` connection."""
+    conn: dict[str, Any] = {"conn_type": "generativelanguage", "host": url}
     if api_key:
         conn["password"] = api_key
     if extra:
@@ -162,11 +162,21 @@ class EmulatorProcess:
     :param step_seconds: seconds per tuning step (large: the jobs never finish during a benchmark).
     :param faults: a fault configuration (JSON-able), e.g. added latency on one route.
     :param start_timeout: seconds to wait for the "serving on" line.
+    :param tokens: bearer tokens the emulator accepts besides the API key (once any credential is
+        configured, it accepts only the configured ones).
     """
 
-    def __init__(self, *, step_seconds: float = 3600.0, faults: Any = None, start_timeout: float = 60.0):
+    def __init__(
+        self,
+        *,
+        step_seconds: float = 3600.0,
+        faults: Any = None,
+        start_timeout: float = 60.0,
+        tokens: tuple[str, ...] = (),
+    ):
         self.step_seconds = step_seconds
         self.faults = faults
+        self.tokens = tokens
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
@@ -185,6 +195,8 @@ class EmulatorProcess:
             "--api-key",
             API_KEY,
         ]
+        for token in self.tokens:
+            cmd += ["--token", token]
         if self.faults is not None:
             cmd += ["--faults", json.dumps(self.faults)]
         env = {**os.environ, **isolated_airflow_env()}

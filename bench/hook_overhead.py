@@ -44,6 +44,9 @@ from bench._common import (
     table,
 )
 
+#: The access token the bench's token endpoint issues on every refresh (refreshes are counted there).
+BENCH_TOKEN = "bench-access-token"  # noqa: S105 - a loopback test token
+
 
 class TokenEndpoint:
     """An OAuth token endpoint on 127.0.0.1 that counts refresh requests.
@@ -67,7 +70,7 @@ class TokenEndpoint:
                 endpoint.times.append(time.monotonic())
                 body = json.dumps(
                     {
-                        "access_token": f"bench-token-{endpoint.refreshes}",
+                        "access_token": BENCH_TOKEN,
                         "expires_in": endpoint.expires_in,
                         "token_type": "Bearer",
                     }
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{opts.runs} run(s)"
     )
     rows, token_rows = [], []
-    with EmulatorProcess(step_seconds=3600.0) as emu:
+    with EmulatorProcess(step_seconds=3600.0, tokens=(BENCH_TOKEN,)) as emu:
         (operation,) = create_tuned_models(emu.url, 1, prefix="bench-hook")
         model = operation.split("/operations/")[0]
         for run in range(1, opts.runs + 1):

@@ -114,7 +114,7 @@ class CaseEnv:
         """
         var = f"AIRFLOW_CONN_{conn_id.upper()}"
         self._env.setdefault(var, os.environ.get(var))
-        os.environ[var] = json.dumps({"conn_type": "generative_language", **fields})
+        os.environ[var] = json.dumps({"conn_type": "generativelanguage", **fields})
         return conn_id
 
     def emulator_conn(self, conn_id: str = "catalogue") -> str:
@@ -306,6 +306,23 @@ def _gzip_file(env: CaseEnv) -> object:
     return _tune(env, training_data=env.write("train.jsonl.gz", b"this is not gzip data\n"))
 
 
+def _reused_explicit_id(env: CaseEnv) -> object:
+    """Last week's run made ``weekly-model``; this week's run asks for the same id with new data."""
+    from airflow_provider_tuning.operators.tuning import CreateTunedModelOperator
+
+    last_week = _context("task")
+    last_week["ti"].run_id = last_week["run_id"] = "scheduled__2024-04-24T00:00:00+00:00"
+    _operator(
+        CreateTunedModelOperator,
+        conn_id=env.emulator_conn(),
+        base_model=GEMINI,
+        training_data=GOOD_EXAMPLES,
+        tuned_model_id="weekly-model",
+        wait_for_completion=False,
+    ).execute(last_week)
+    return _tune(env, tuned_model_id="weekly-model", training_data=[*GOOD_EXAMPLES, ["5", "6"]])
+
+
 def _sensor_both_names(env: CaseEnv) -> object:
     from airflow_provider_tuning.sensors.tuning import TunedModelSensor
 
@@ -346,6 +363,38 @@ def _output_folder(env: CaseEnv) -> object:
 
 def _key_path_missing(env: CaseEnv) -> object:
     return _list_with(extra={"key_path": str(env.data_dir / "missing-key.json")})(env)
+
+
+#: A JSON list nested deeper than Python's parser can go (a RecursionError if not caught).
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+#: A service-account key whose JSON nests too deeply after the private key.
+_DEEP_KEYFILE = (
+    '{"type": "service_account", "private_key": "' + FAKE_PRIVATE_KEY + '", "extra": ' + DEEP_JSON + "}"
+)
+#: An API key with a character outside Latin-1 (it cannot travel in an HTTP header).
+NON_ASCII_KEY = "AIzaSyD-\u4e2d\u6587-key-5c1e"
+
+
+def _parse_connection(**fields: Any) -> Callable[[CaseEnv], object]:
+    """Parse a connection object with these fields as the hook does (an ``AIRFLOW_CONN_*`` variable
+    cannot hold JSON this deep: Airflow's own parser would refuse the variable first)."""
+
+    def trigger(env: CaseEnv) -> object:
+        from types import SimpleNamespace
+
+        from airflow_provider_tuning.hooks.connection import ConnectionSettings
+
+        conn = SimpleNamespace(conn_id="catalogue", host=env.emulator_url, port=None, password=API_KEY)
+        return ConnectionSettings.from_connection(SimpleNamespace(**{**vars(conn), **fields}))
+
+    return trigger
+
+
+def _generate_file(name: str, content: str, **kwargs: Any) -> Callable[[CaseEnv], object]:
+    def trigger(env: CaseEnv) -> object:
+        return _generate(env, prompts=env.write(name, content), **kwargs)
+
+    return trigger
 
 
 _SA_MISSING_FIELDS = {
@@ -520,6 +569,52 @@ CASES: list[Case] = [
         line=2,
     ),
     Case(
+        "deeply nested JSON line",
+        TRAINING_DATA,
+        _tune_file("deep.jsonl", '{"text_input": "1", "output": "2"}\n' + DEEP_JSON + "\n"),
+        TrainingDataError,
+        "deep.jsonl, line 2: JSON nested too deeply (more levels of lists or objects than can be parsed)",
+        True,
+        line=2,
+    ),
+    Case(
+        "deeply nested inline JSON string",
+        TRAINING_DATA,
+        _tune_args(training_data=DEEP_JSON),
+        TrainingDataError,
+        "inline JSON: JSON nested too deeply",
+        True,
+    ),
+    Case(
+        "deeply nested prompts file",
+        TRAINING_DATA,
+        _generate_file("prompts.json", DEEP_JSON),
+        TrainingDataError,
+        "prompts.json: JSON nested too deeply",
+        True,
+    ),
+    Case(
+        "lone surrogate in a training file",
+        TRAINING_DATA,
+        _tune_file(
+            "halves.jsonl", '{"text_input": "1", "output": "2"}\n{"text_input": "\\ud83d", "output": "x"}\n'
+        ),
+        TrainingDataError,
+        "halves.jsonl, line 2, field 'text_input': input contains a lone surrogate "
+        "('\\ud83d' at character 0), which is not valid Unicode text",
+        True,
+        line=2,
+    ),
+    Case(
+        "lone surrogate in a prompts file",
+        TRAINING_DATA,
+        _generate_file("prompts.jsonl", '{"prompt": "1"}\n{"prompt": "\\udfff"}\n'),
+        TrainingDataError,
+        "prompts.jsonl, line 2, field 'prompt': prompt contains a lone surrogate",
+        True,
+        line=2,
+    ),
+    Case(
         "gzip of a valid file",
         TRAINING_DATA,
         _load_examples_file("ok.jsonl.gz", gzip.compress(b'{"text_input": "7", "output": "8"}\n', mtime=0)),
@@ -585,6 +680,47 @@ CASES: list[Case] = [
         True,
     ),
     Case(
+        "display_name with a lone surrogate",
+        OPERATOR_ARGUMENT,
+        _tune_args(display_name="number model \ud800"),
+        InvalidInputError,
+        "display_name contains a lone surrogate ('\\ud800' at character 13), which is not valid Unicode text",
+        True,
+    ),
+    Case(
+        "description with a lone surrogate",
+        OPERATOR_ARGUMENT,
+        _tune_args(description="weekly \udc00 run"),
+        InvalidInputError,
+        "description contains a lone surrogate ('\\udc00' at character 7)",
+        True,
+    ),
+    Case(
+        "poll_interval infinite",
+        OPERATOR_ARGUMENT,
+        _tune_args(poll_interval=float("inf")),
+        InvalidInputError,
+        "poll_interval must be a finite number, got inf",
+        True,
+    ),
+    Case(
+        "timeout NaN",
+        OPERATOR_ARGUMENT,
+        _tune_args(timeout=float("nan")),
+        InvalidInputError,
+        "timeout must be a finite number, got nan",
+        True,
+    ),
+    Case(
+        "explicit tuned_model_id reused by a new DAG run",
+        OPERATOR_ARGUMENT,
+        _reused_explicit_id,
+        InvalidInputError,
+        "tuned model id 'weekly-model' is taken: tunedModels/weekly-model was created by another task "
+        "instance (another DAG run, task or map index). It is not reattached",
+        False,  # found by the 409 of the create call and a read of the model
+    ),
+    Case(
         "base_model is a tuned model",
         OPERATOR_ARGUMENT,
         _tune_args(base_model="tunedModels/my-model"),
@@ -605,7 +741,7 @@ CASES: list[Case] = [
         OPERATOR_ARGUMENT,
         _tune_args(temperature=1.5),
         InvalidInputError,
-        "temperature must be >= 0.0 and <= 1.0, got 1.5",
+        "temperature must be >= 0 and <= 1, got 1.5",
         True,
     ),
     Case(
@@ -621,7 +757,7 @@ CASES: list[Case] = [
         OPERATOR_ARGUMENT,
         _generate_args(temperature=2.5),
         InvalidInputError,
-        "temperature must be in [0, 2], got 2.5",
+        "temperature must be >= 0 and <= 2, got 2.5",
         True,
     ),
     Case(
@@ -629,7 +765,7 @@ CASES: list[Case] = [
         OPERATOR_ARGUMENT,
         _generate_args(candidate_count=9),
         InvalidInputError,
-        "candidate_count must be in [1, 8], got 9",
+        "candidate_count must be at most 8, got 9",
         True,
     ),
     Case(
@@ -677,7 +813,7 @@ CASES: list[Case] = [
         OPERATOR_ARGUMENT,
         _generate_args(concurrency=0),
         InvalidInputError,
-        "concurrency must be >= 1, got 0",
+        "concurrency must be a positive integer, got 0",
         True,
     ),
     Case(
@@ -803,6 +939,41 @@ CASES: list[Case] = [
         secrets=("AIzaSy abc123",),
     ),
     Case(
+        "API key outside Latin-1",
+        CONNECTION,
+        _list_with(host="<emulator>", password=NON_ASCII_KEY),
+        ConnectionConfigError,
+        "the API key contains a non-ASCII character",
+        True,
+        secrets=(NON_ASCII_KEY, "AIzaSyD", "5c1e"),
+    ),
+    Case(
+        "base URL with text in the port",
+        CONNECTION,
+        _list_with(host="https://generativelanguage.googleapis.com:sk-pasted-4471", password=API_KEY),
+        ConnectionConfigError,
+        "base URL is not a valid URL: its port must be a number from 0 to 65535",
+        True,
+        secrets=("sk-pasted-4471",),
+    ),
+    Case(
+        "deeply nested keyfile_dict",
+        CONNECTION,
+        _list_with(host="<emulator>", extra={"keyfile_dict": _DEEP_KEYFILE}),
+        ConnectionConfigError,
+        "keyfile_dict is not valid JSON: nested too deeply",
+        True,
+        secrets=(FAKE_KEY_BODY,),
+    ),
+    Case(
+        "deeply nested extra",
+        CONNECTION,
+        _parse_connection(extra='{"scopes": ' + DEEP_JSON + "}"),
+        ConnectionConfigError,
+        "extra is not valid JSON: nested too deeply",
+        True,
+    ),
+    Case(
         "base URL ending in the API version",
         CONNECTION,
         lambda env: _list_with(host=f"{env.emulator_url}/v1beta", password=API_KEY)(env),
@@ -857,7 +1028,7 @@ CASES: list[Case] = [
         CONNECTION,
         _list_with(host="<emulator>", password=API_KEY, extra="{api_version: v1beta}"),
         ConnectionConfigError,
-        "extra is not valid JSON (line 1, column 2)",
+        "extra is not valid JSON (line 1, column 2: Expecting property name enclosed in double quotes)",
         True,
     ),
     # API responses (a scripted loopback server, or the emulator's faults)

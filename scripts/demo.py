@@ -153,7 +153,7 @@ def _environment(url: str | None = None) -> dict[str, str]:
     )
     if url is not None:
         env["AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT"] = json.dumps(
-            {"conn_type": "generative_language", "host": url, "password": EMULATOR_KEY}
+            {"conn_type": "generativelanguage", "host": url, "password": EMULATOR_KEY}
         )
     return env
 

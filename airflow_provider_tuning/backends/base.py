@@ -48,11 +48,12 @@ class TuningBackend(Protocol):
         :param partial: ask only for the fields a wait needs (the ``fields`` system parameter).
         """
 
-    def parse(self, name: str, resource: Mapping[str, Any]) -> TuningStatus:
+    def parse(self, name: str, resource: Mapping[str, Any], *, full: bool = False) -> TuningStatus:
         """Parse what :meth:`poll_call` returned.
 
         :param name: the canonical name polled.
         :param resource: the JSON object.
+        :param full: keep everything (a final read), not only what a wait needs.
         :raises UnexpectedResponseError: it does not have the expected shape.
         """
 

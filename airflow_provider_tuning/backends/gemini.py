@@ -51,15 +51,22 @@ class GeminiBackend:
         fields = TUNED_MODEL_FIELDS if partial else None
         return ApiCall("GET", f"/{api_version}/{name}", {"fields": fields})
 
-    def parse(self, name: str, resource: Mapping[str, Any]) -> TuningStatus:
+    def parse(self, name: str, resource: Mapping[str, Any], *, full: bool = False) -> TuningStatus:
         """Parse an Operation or a TunedModel.
 
         :param name: the name polled.
         :param resource: the JSON object.
+        :param full: keep every snapshot and the resource (a final read), not only what a wait needs.
+        :raises UnexpectedResponseError: it does not have the expected shape (or nests too deeply).
         """
-        if validation.is_operation_name(name):
-            return TuningStatus.from_operation(resource, request=f"GET {name}")
-        return TuningStatus.from_tuned_model(resource, request=f"GET {name}")
+        try:
+            if validation.is_operation_name(name):
+                return TuningStatus.from_operation(resource, request=f"GET {name}", full=full)
+            return TuningStatus.from_tuned_model(resource, request=f"GET {name}", full=full)
+        except RecursionError:
+            raise UnexpectedResponseError(
+                200, None, "the response nests too deeply", request=f"GET {name}"
+            ) from None
 
     def failure_call(self, status: TuningStatus) -> ApiCall | None:
         """A FAILED TunedModel carries no message; its operations do: list them.

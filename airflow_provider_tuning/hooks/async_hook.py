@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -21,7 +21,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseHook, conf
 
 from airflow_provider_tuning.exceptions import ApiConnectionError, GenerativeLanguageError, InvalidInputError
-from airflow_provider_tuning.hooks.connection import CONN_TYPE, DEFAULT_API_VERSION, DEFAULT_CONN_ID
+from airflow_provider_tuning.hooks.connection import (
+    DEFAULT_API_VERSION,
+    DEFAULT_CONN_ID,
+    ConnectionHookAttributes,
+)
 from airflow_provider_tuning.hooks.retry import RetryPolicy
 from airflow_provider_tuning.hooks.transport import REAUTHENTICATE, Call, Retry, prepare_request
 
@@ -139,8 +143,8 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-class GenerativeLanguageAsyncHook(BaseHook):
-    """Async API calls on a ``generative_language`` connection (the shape of ``HttpAsyncHook``).
+class GenerativeLanguageAsyncHook(ConnectionHookAttributes, BaseHook):
+    """Async API calls on a ``generativelanguage`` connection (the shape of ``HttpAsyncHook``).
 
     Use it as an async context manager: entering reads the connection and leases the shared
     session; leaving returns it::
@@ -148,14 +152,11 @@ class GenerativeLanguageAsyncHook(BaseHook):
         async with GenerativeLanguageAsyncHook(conn_id) as hook:
             operation = await hook.call(ApiCall("GET", "/v1/tunedModels/x/operations/y"))
 
-    :param conn_id: the Airflow connection (type ``generative_language``).
+    :param conn_id: the Airflow connection (type ``generativelanguage``).
     :param retry: retry policy of each call (a wait passes a single-attempt policy per poll).
     :param request_timeout: total seconds one HTTP request may take.
     """
 
-    conn_name_attr = "conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
     hook_name = "Generative Language (tuning, async)"
 
     def __init__(
@@ -179,8 +180,8 @@ class GenerativeLanguageAsyncHook(BaseHook):
 
     async def __aenter__(self) -> GenerativeLanguageAsyncHook:
         await self.connect()
-        assert self.settings is not None
-        self._lease = shared_session(self.conn_id, trust_env=not self.settings.is_loopback)
+        loopback = self.settings is not None and self.settings.is_loopback
+        self._lease = shared_session(self.conn_id, trust_env=not loopback)
         self._session = await self._lease.__aenter__()
         return self
 
@@ -220,17 +221,25 @@ class GenerativeLanguageAsyncHook(BaseHook):
         return self.auth.scrub(text) if self.auth is not None else text
 
     async def call(
-        self, api_call: ApiCall, *, retry: RetryPolicy | None = None, timeout: float | None = None
-    ) -> dict[str, Any]:
-        """Send one call and return its JSON object; retries and errors as the sync hook.
+        self,
+        api_call: ApiCall,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        then: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """Send one call and return its JSON object (or ``then(object)``); retries and errors as the
+        sync hook.
 
         :param api_call: the call.
         :param retry: a retry policy for this call instead of the hook's.
         :param timeout: total seconds each HTTP attempt may take (default: ``request_timeout``).
+        :param then: a parser of the JSON object; it runs where the JSON was parsed: in a worker
+            thread for a large response, so parsing thousands of items never holds the loop.
         :raises ApiError: the API answered with an error (after retries).
         :raises ApiConnectionError: the API could not be reached (after retries).
         """
-        if self._session is None or self.settings is None or self.auth is None:
+        if self.settings is None or self.auth is None:
             raise RuntimeError(f"{self!r} is used outside 'async with'")
         prepared = prepare_request(
             self.settings.base_url,
@@ -242,7 +251,7 @@ class GenerativeLanguageAsyncHook(BaseHook):
         )
         call = Call(prepared, retry or self.retry, refreshable=self.auth.refreshable, scrub=self.auth.scrub)
         while True:
-            step = await self._attempt(call, timeout or self.request_timeout)
+            step = await self._attempt(call, timeout or self.request_timeout, then)
             if step is REAUTHENTICATE:
                 await asyncio.to_thread(self.auth.invalidate)
             elif isinstance(step, Retry):
@@ -250,21 +259,22 @@ class GenerativeLanguageAsyncHook(BaseHook):
             else:
                 return step  # type: ignore[no-any-return]
 
-    async def _attempt(self, call: Call, timeout: float) -> Any:
+    async def _attempt(self, call: Call, timeout: float, then: Callable[[dict[str, Any]], Any] | None) -> Any:
         aiohttp = await _aiohttp()
-        assert self._session is not None
-        assert self.auth is not None
+        session, auth = self._session, self.auth
+        if session is None or auth is None:
+            raise RuntimeError(f"{self!r} is used outside 'async with'")
         prepared = call.request
         try:
-            if self.auth.refreshable:  # a token refresh is blocking HTTP
-                auth_headers = await asyncio.to_thread(self.auth.headers, prepared.method, prepared.url)
+            if auth.refreshable:  # a token refresh is blocking HTTP
+                auth_headers = await asyncio.to_thread(auth.headers, prepared.method, prepared.url)
             else:
-                auth_headers = self.auth.headers(prepared.method, prepared.url)
+                auth_headers = auth.headers(prepared.method, prepared.url)
         except GenerativeLanguageError as err:  # the token endpoint failed: nothing was sent
             return call.on_error(err, sent=False)
         client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT, timeout))
         try:
-            async with self._session.request(
+            async with session.request(
                 prepared.method,
                 prepared.url,
                 params=prepared.params or None,
@@ -277,8 +287,13 @@ class GenerativeLanguageAsyncHook(BaseHook):
         except asyncio.TimeoutError:
             return call.on_error(ApiConnectionError(f"{prepared.route}: timed out after {timeout:g} s"))
         except aiohttp.ClientError as err:
-            message = self.auth.scrub(f"{prepared.route}: {_describe(err)}")
+            message = auth.scrub(f"{prepared.route}: {_describe(err)}")
             return call.on_error(ApiConnectionError(message))
+
+        def decide() -> Any:
+            step = call.on_response(status, content, headers=headers)
+            return then(step) if then is not None and isinstance(step, dict) else step
+
         if len(content) > LARGE_RESPONSE_BYTES:
-            return await asyncio.to_thread(call.on_response, status, content, headers=headers)
-        return call.on_response(status, content, headers=headers)
+            return await asyncio.to_thread(decide)
+        return decide()

@@ -1,4 +1,4 @@
-"""Settings of a ``generative_language`` Airflow connection: base URL, API version and auth mode.
+"""Settings of a ``generativelanguage`` Airflow connection: base URL, API version and auth mode.
 
 Parsing is pure and cheap (no network, no google-auth import), so the async trigger can use it too.
 Secrets are dataclass fields with ``repr=False`` and no error message quotes them.
@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_tuning.constants import DEFAULT_CONN_ID
+from airflow_provider_tuning.constants import CONN_TYPE, DEFAULT_CONN_ID, LEGACY_CONN_TYPE
 from airflow_provider_tuning.exceptions import ConnectionConfigError
 
-__all__ = ["DEFAULT_CONN_ID"]  # re-exported: the hook and users import it from here too
+__all__ = ["CONN_TYPE", "DEFAULT_CONN_ID"]  # re-exported: the hooks and users import them from here too
 
-CONN_TYPE = "generative_language"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_API_VERSION = "v1beta"
 API_VERSIONS = ("v1", "v1beta", "v1beta3")
@@ -86,11 +85,17 @@ def normalize_url(raw: str, *, what: str = "base URL", port: int | None = None) 
     text = raw.strip()
     if "://" not in text:
         text = f"https://{text}"
+    # The parser's own messages quote the URL or port text, which may hold a pasted secret: not shown.
     try:
         parts = urlsplit(text)
+    except ValueError:
+        raise ConnectionConfigError(f"{what} is not a valid URL") from None
+    try:
         url_port = parts.port
-    except ValueError as err:
-        raise ConnectionConfigError(f"{what} is not a valid URL: {err}") from None
+    except ValueError:
+        raise ConnectionConfigError(
+            f"{what} is not a valid URL: its port must be a number from 0 to 65535"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ConnectionConfigError(
@@ -114,8 +119,42 @@ def normalize_url(raw: str, *, what: str = "base URL", port: int | None = None) 
         )
     netloc = parts.netloc
     if port is not None and url_port is None:
-        netloc = f"{netloc}:{int(port)}"
+        netloc = f"{netloc}:{_port_number(port)}"
     return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _port_number(port: Any) -> int:
+    """Return the connection's port as an int in 0-65535 (never quoting its text, see normalize_url)."""
+    try:
+        number = int(port)
+    except (TypeError, ValueError):
+        number = -1
+    if isinstance(port, bool) or not 0 <= number <= 65535:
+        raise ConnectionConfigError("port must be a number from 0 to 65535")
+    return number
+
+
+def _loads(raw: str | bytes, source: str) -> Any:
+    """Parse JSON text from ``source``; an error names the position, never the text (it may be a key).
+
+    :param raw: the JSON text.
+    :param source: what the text is (``extra``, ``keyfile_dict``...), for the message.
+    :raises ConnectionConfigError: not JSON, not UTF-8, or nested too deeply.
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ConnectionConfigError(
+            f"{source} is not valid JSON: nested too deeply (more levels of lists or objects than can "
+            "be parsed)"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as err:
+        where = (
+            f" (line {err.lineno}, column {err.colno}: {err.msg})"
+            if isinstance(err, json.JSONDecodeError)
+            else ""
+        )
+        raise ConnectionConfigError(f"{source} is not valid JSON{where}") from None
 
 
 def _split_list(value: Any, what: str) -> tuple[str, ...]:
@@ -153,15 +192,7 @@ def parse_keyfile_json(raw: Any, *, source: str) -> dict[str, Any]:
     if isinstance(raw, Mapping):
         info = dict(raw)
     elif isinstance(raw, (str, bytes)):
-        try:
-            info = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as err:
-            where = (
-                f" (line {err.lineno}, column {err.colno}: {err.msg})"
-                if isinstance(err, json.JSONDecodeError)
-                else ""
-            )
-            raise ConnectionConfigError(f"{source} is not valid JSON{where}") from None
+        info = _loads(raw, source)
     else:
         raise ConnectionConfigError(f"{source} must be a JSON object or a JSON string")
     if not isinstance(info, dict):
@@ -312,6 +343,12 @@ class ConnectionSettings:
         auth = self.auth_type
         if self.api_key and any(ch.isspace() or not ch.isprintable() for ch in self.api_key):
             raise ConnectionConfigError("the API key contains whitespace or control characters")
+        if self.api_key and not self.api_key.isascii():
+            # It travels in the x-goog-api-key header, which holds ASCII only (Google's keys are ASCII).
+            raise ConnectionConfigError(
+                "the API key contains a non-ASCII character; API keys are ASCII letters, digits, '-' "
+                "and '_': copy the key again from its source"
+            )
         if auth == AUTH_API_KEY:
             if not self.api_key:
                 raise ConnectionConfigError("auth_type 'api_key' needs the API key in the password field")
@@ -357,7 +394,7 @@ class ConnectionSettings:
 
     @classmethod
     def from_connection(cls, conn: Any) -> ConnectionSettings:
-        """Parse an Airflow connection of type ``generative_language``.
+        """Parse an Airflow connection of type ``generativelanguage``.
 
         :param conn: an Airflow ``Connection`` (task SDK or core).
         :raises ConnectionConfigError: a field is missing, malformed or conflicting; the message
@@ -443,23 +480,17 @@ def _read_extra(conn: Any) -> dict[str, Any]:
     elif isinstance(raw, Mapping):
         data = dict(raw)
     elif isinstance(raw, str):
-        try:
-            data = json.loads(raw)
-        except ValueError as err:
-            where = (
-                f" (line {err.lineno}, column {err.colno})" if isinstance(err, json.JSONDecodeError) else ""
-            )
-            raise ConnectionConfigError(f"extra is not valid JSON{where}") from None
+        data = _loads(raw, "extra")
     else:
         raise ConnectionConfigError("extra must be a JSON object")
     if not isinstance(data, dict):
         raise ConnectionConfigError("extra must be a JSON object")
     result: dict[str, Any] = {}
     for key in _EXTRA_KEYS:
-        prefixed = f"extra__{CONN_TYPE}__{key}"
         value = data.get(key)
-        if value in (None, ""):
-            value = data.get(prefixed)
+        for conn_type in (CONN_TYPE, LEGACY_CONN_TYPE):  # the form's prefixed keys, either type
+            if value in (None, ""):
+                value = data.get(f"extra__{conn_type}__{key}")
         if value not in (None, ""):
             result[key] = value
     return result
@@ -473,3 +504,11 @@ def _str_option(extra: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str):
         raise ConnectionConfigError(f"extra field {key!r} must be a string")
     return value.strip() or None
+
+
+class ConnectionHookAttributes:
+    """The Airflow hook attributes every hook of this connection type shares (sync and async)."""
+
+    conn_name_attr = "conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE

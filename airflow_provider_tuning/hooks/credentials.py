@@ -174,19 +174,12 @@ class RequestAuth:
                     f"could not reach the token endpoint to refresh the {self._mode} credentials: "
                     f"{self.scrub(_first_arg(err))}"
                 ) from None
-            except auth_exceptions.RefreshError as err:
+            except (auth_exceptions.RefreshError, auth_exceptions.DefaultCredentialsError) as err:
                 if getattr(err, "retryable", False):  # the token endpoint is down (5xx, 429, ...)
                     raise ApiConnectionError(
                         f"the token endpoint could not issue a token for the {self._mode} credentials "
                         f"for now: {self.scrub(_first_arg(err))}"
                     ) from None
-                raise UnauthenticatedError(
-                    401,
-                    "UNAUTHENTICATED",
-                    f"could not obtain an access token for the {self._mode} credentials: "
-                    f"{self.scrub(_first_arg(err))}",
-                ) from None
-            except auth_exceptions.DefaultCredentialsError as err:
                 raise UnauthenticatedError(
                     401,
                     "UNAUTHENTICATED",

@@ -18,9 +18,9 @@ from airflow_provider_tuning import validation
 from airflow_provider_tuning.exceptions import InvalidInputError
 from airflow_provider_tuning.hooks.connection import (
     API_VERSIONS,
-    CONN_TYPE,
     DEFAULT_API_VERSION,
     DEFAULT_CONN_ID,
+    ConnectionHookAttributes,
     ConnectionSettings,
 )
 from airflow_provider_tuning.hooks.retry import RetryPolicy
@@ -45,10 +45,10 @@ def _text_content(text: str) -> dict[str, Any]:
     return {"parts": [{"text": text}]}
 
 
-class GenerativeLanguageHook(BaseHook):
+class GenerativeLanguageHook(ConnectionHookAttributes, BaseHook):
     """Calls the Generative Language API (tuned models, operations, generation, permissions).
 
-    :param conn_id: the Airflow connection (type ``generative_language``).
+    :param conn_id: the Airflow connection (type ``generativelanguage``).
     :param api_version: default API version for this hook; a method's ``api_version`` wins,
         then this, then the connection's, then ``v1beta``.
     :param timeout: ``(connect, read)`` timeout of every request, in seconds.
@@ -57,14 +57,11 @@ class GenerativeLanguageHook(BaseHook):
     :param rate_limiter: a limiter every HTTP request of this hook (retries included) must pass.
     """
 
-    conn_name_attr = "conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
     hook_name = "Generative Language (tuning)"
 
     def __init__(
         self,
-        conn_id: str = default_conn_name,
+        conn_id: str = DEFAULT_CONN_ID,
         api_version: str | None = None,
         *,
         timeout: tuple[float, float] = (10.0, 60.0),

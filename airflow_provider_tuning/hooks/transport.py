@@ -44,9 +44,6 @@ from airflow_provider_tuning.hooks.retry import RetryPolicy, is_retryable_status
 log = logging.getLogger("airflow_provider_tuning.hooks.transport")
 
 USER_AGENT = f"airflow-provider-tuning/{__version__}"
-#: How deeply a JSON document may nest; deeper is refused before parsing (Python's parser would
-#: raise ``RecursionError``). Google's own APIs refuse 100 levels, so real documents are far from it.
-MAX_JSON_DEPTH = 200
 Scrub = Callable[[str], str]
 
 
@@ -125,45 +122,16 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _too_deep(text: str) -> bool:
-    """Whether ``text`` opens more than :data:`MAX_JSON_DEPTH` arrays or objects at once (strings skipped)."""
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return False
-    depth = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
 def parse_json(text: str | bytes) -> Any:
-    """Parse a JSON document, refusing one nested deeper than :data:`MAX_JSON_DEPTH`.
+    """Parse a JSON document; one nested too deeply is a ``ValueError``, never a ``RecursionError``.
 
     :param text: the document.
-    :raises ValueError: it is not JSON, or it nests too deeply (never ``RecursionError``).
+    :raises ValueError: it is not JSON, or it nests too deeply.
     """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    if _too_deep(text):
-        raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
     try:
         return json.loads(text)
-    except RecursionError:
-        raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except RecursionError:  # the C parser stops at the interpreter's recursion limit, cleanly
+        raise ValueError("JSON nested too deeply to parse") from None
 
 
 def _scrub_tree(value: Any, scrub: Scrub) -> Any:
@@ -219,8 +187,13 @@ def classify(
         what = problem
         return UnexpectedResponseError(status, None, what, request=route)
     raw = None
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        body = {"error": _scrub_tree(body["error"], scrub)}
+    try:
+        error = body.get("error") if isinstance(body, dict) else None
+        scrubbed = _scrub_tree(error, scrub) if isinstance(error, dict) else None
+    except RecursionError:
+        scrubbed, problem = None, "the error body nests too deeply"
+    if isinstance(scrubbed, dict):
+        body = {"error": scrubbed}
     else:
         body = None
         raw = problem or scrub(content.decode("utf-8", errors="replace"))

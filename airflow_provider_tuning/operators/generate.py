@@ -12,6 +12,13 @@ Both operators share :class:`BaseGenerateOperator`, which
 * optionally scores the answers against expected outputs (see
   :mod:`airflow_provider_tuning.operators.evaluation`) and fails below ``min_score``.
 
+Failure semantics: invalid input (:class:`~airflow_provider_tuning.exceptions.InvalidInputError`,
+:class:`~airflow_provider_tuning.exceptions.TrainingDataError`), detected before any API call, and a
+tuned model found FAILED (:class:`~airflow_provider_tuning.exceptions.TuningFailedError`) fail the task
+**without retry**: ``AirflowFailException`` with the specific error as ``__cause__``. A tuned model that
+is still CREATING, API errors and a score below ``min_score`` keep their own class and are retried as
+configured on the task.
+
 Only the connection id travels: no credential is an argument, a template field or part of the XCom.
 Heavy modules (the hook, requests, google-auth, the object-storage layer) are imported inside methods.
 """
@@ -20,15 +27,15 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
+from airflow_provider_tuning import validation
 from airflow_provider_tuning.constants import DEFAULT_CONN_ID, SUPPORTED_EXTENSIONS
 from airflow_provider_tuning.exceptions import (
     ApiError,
@@ -42,6 +49,8 @@ from airflow_provider_tuning.exceptions import (
     UnexpectedResponseError,
 )
 from airflow_provider_tuning.hooks.ratelimit import RateLimiterAbortedError, SlidingWindowRateLimiter
+from airflow_provider_tuning.operators._templating import keep_inline_data
+from airflow_provider_tuning.operators._validation import input_errors_fail_without_retry
 from airflow_provider_tuning.operators.evaluation import METRICS, format_table, match_flags, score
 
 if TYPE_CHECKING:
@@ -88,7 +97,7 @@ PALM_BLOCK_THRESHOLDS = frozenset(
 GEMINI_BLOCK_THRESHOLDS = PALM_BLOCK_THRESHOLDS | {"OFF"}
 
 MAX_STOP_SEQUENCES = 5
-MIN_CANDIDATE_COUNT, MAX_CANDIDATE_COUNT = 1, 8
+MAX_CANDIDATE_COUNT = 8
 
 #: Above this many results without ``output_uri`` a warning suggests writing JSONL instead of XCom.
 LARGE_XCOM_RESULTS = 1000
@@ -99,38 +108,6 @@ RATE_LIMIT_MARGIN = 1.0
 
 
 # --- validation helpers (pure) --------------------------------------------------------------------------
-
-
-def _number(name: str, value: Any, *, integer: bool, low: float | None, high: float | None) -> Any:
-    """Coerce ``value`` (a number, or a numeric string from a rendered template) and check its range."""
-    if isinstance(value, bool):
-        raise InvalidInputError(f"{name} must be a number, got {value!r}")
-    if isinstance(value, str):
-        try:
-            value = int(value.strip()) if integer else float(value.strip())
-        except ValueError:
-            kind = "an integer" if integer else "a number"
-            raise InvalidInputError(f"{name} must be {kind}, got {value!r}") from None
-    if integer:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int):
-            raise InvalidInputError(f"{name} must be an integer, got {value!r}")
-    elif isinstance(value, (int, float)):
-        value = float(value)
-        if not math.isfinite(value):
-            raise InvalidInputError(f"{name} must be a finite number, got {value!r}")
-    else:
-        raise InvalidInputError(f"{name} must be a number, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        if high is None:
-            bounds = f">= {low:g}"
-        elif low is None:
-            bounds = f"<= {high:g}"
-        else:
-            bounds = f"in [{low:g}, {high:g}]"
-        raise InvalidInputError(f"{name} must be {bounds}, got {value!r}")
-    return value
 
 
 def _stop_sequences(value: Any) -> list[str]:
@@ -145,6 +122,7 @@ def _stop_sequences(value: Any) -> list[str]:
     for i, item in enumerate(items):
         if not isinstance(item, str) or item == "":
             raise InvalidInputError(f"stop_sequences[{i}] must be a non-empty string, got {item!r}")
+        validation.check_text(f"stop_sequences[{i}]", item)
     return list(items)
 
 
@@ -193,6 +171,8 @@ def _looks_like_prompt_source(text: str) -> bool:
     if stripped.startswith(("[", "{")):
         try:
             value = json.loads(stripped)
+        except RecursionError:
+            return True  # nested too deeply: load_prompts names the problem
         except ValueError:
             try:
                 value = ast.literal_eval(stripped)
@@ -310,13 +290,15 @@ class BaseGenerateOperator(BaseOperator):
         optionally ``.gz``; read by :func:`airflow_provider_tuning.datasets.load_prompts`. A string is
         taken as a file/URI when it is one word that contains ``://`` or ends in one of those suffixes,
         and as a list when it parses as a list (or as an object with a ``"prompts"`` list); otherwise it
-        is one prompt. Set ``prompts_kind`` to override the guess. (templated)
+        is one prompt. Set ``prompts_kind`` to override the guess. (templated: a path, a URI or a single
+        prompt string is rendered and an ``XComArg`` resolves; inline data, a list or a JSON string of
+        one, is sent as it is, so ``{{ ... }}`` or ``{% ... %}`` in a prompt of a list stays text)
     :param prompts_kind: ``"auto"`` (the rule above), ``"text"`` (a string is always one prompt) or
         ``"source"`` (a string is always a file, URI or JSON list).
     :param prompt_field: the prompt's field or column in structured prompts. (templated)
     :param expected_field: the expected output's field or column, to evaluate against. (templated)
     :param max_prompt_chars: the longest prompt accepted, in characters.
-    :param conn_id: the Airflow connection (type ``generative_language``).
+    :param conn_id: the Airflow connection (type ``generativelanguage``).
     :param api_version: the API version of the calls. (templated)
     :param temperature: sampling temperature. (templated)
     :param top_p: nucleus sampling probability, in [0, 1]. (templated)
@@ -425,16 +407,26 @@ class BaseGenerateOperator(BaseOperator):
         # Arguments that are not templated are checked when the DAG is parsed.
         if prompts_kind not in ("auto", "text", "source"):
             raise InvalidInputError(f"prompts_kind must be 'auto', 'text' or 'source', got {prompts_kind!r}")
-        _number("concurrency", concurrency, integer=True, low=1, high=None)
-        _number("max_prompt_chars", max_prompt_chars, integer=True, low=1, high=None)
+        validation.positive_int("concurrency", concurrency)
+        validation.positive_int("max_prompt_chars", max_prompt_chars)
         if requests_per_minute is not None:
-            _number("requests_per_minute", requests_per_minute, integer=True, low=1, high=None)
+            validation.positive_int("requests_per_minute", requests_per_minute)
         if min_score is not None:
-            _number("min_score", min_score, integer=False, low=0, high=1)
+            validation.number("min_score", min_score, minimum=0.0, maximum=1.0)
         if min_score_metric not in METRICS:
             raise InvalidInputError(
                 f"min_score_metric must be one of {list(METRICS)}, got {min_score_metric!r}"
             )
+
+    # -- templating -------------------------------------------------------------------------------------
+
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: Any
+    ) -> None:
+        """Render the template fields, except inline ``prompts`` (see ``_templating``)."""
+        if parent is self:
+            template_fields = keep_inline_data(self, template_fields, ("prompts",), context)
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
 
     # -- hooks for subclasses ---------------------------------------------------------------------------
 
@@ -453,12 +445,7 @@ class BaseGenerateOperator(BaseOperator):
     # -- validation ---------------------------------------------------------------------------------------
 
     def _validate_model_and_version(self) -> None:
-        model = self.model
-        if not isinstance(model, str) or not model.startswith(("tunedModels/", "models/")):
-            raise InvalidInputError(f"model must be 'tunedModels/<id>' or 'models/<id>', got {model!r}")
-        rest = model.split("/", 1)[1]
-        if not rest or "/" in rest or any(ch.isspace() or ch in "?#:%" for ch in rest):
-            raise InvalidInputError(f"model {model!r} is not a valid model name")
+        self.model = validation.model_name(self.model)
         if self.api_version not in self.allowed_api_versions:
             raise InvalidInputError(
                 f"{type(self).__name__} calls {self.method_name}, which api_version "
@@ -469,24 +456,20 @@ class BaseGenerateOperator(BaseOperator):
         """Validate the settings both methods share; keys are the hook's keyword names."""
         settings: dict[str, Any] = {}
         if self.temperature is not None:
-            settings["temperature"] = _number(
-                "temperature", self.temperature, integer=False, low=0, high=self.max_temperature
+            settings["temperature"] = validation.number(
+                "temperature", self.temperature, minimum=0.0, maximum=self.max_temperature
             )
         if self.top_p is not None:
-            settings["top_p"] = _number("top_p", self.top_p, integer=False, low=0, high=1)
+            settings["top_p"] = validation.number("top_p", self.top_p, minimum=0.0, maximum=1.0)
         if self.top_k is not None:
-            settings["top_k"] = _number("top_k", self.top_k, integer=True, low=1, high=None)
+            settings["top_k"] = validation.positive_int("top_k", self.top_k)
         if self.candidate_count is not None:
-            settings["candidate_count"] = _number(
-                "candidate_count",
-                self.candidate_count,
-                integer=True,
-                low=MIN_CANDIDATE_COUNT,
-                high=MAX_CANDIDATE_COUNT,
+            settings["candidate_count"] = validation.positive_int(
+                "candidate_count", self.candidate_count, maximum=MAX_CANDIDATE_COUNT
             )
         if self.max_output_tokens is not None:
-            settings["max_output_tokens"] = _number(
-                "max_output_tokens", self.max_output_tokens, integer=True, low=1, high=None
+            settings["max_output_tokens"] = validation.positive_int(
+                "max_output_tokens", self.max_output_tokens
             )
         if self.stop_sequences is not None:
             settings["stop_sequences"] = _stop_sequences(self.stop_sequences)
@@ -506,6 +489,7 @@ class BaseGenerateOperator(BaseOperator):
                 self.prompts_kind == "auto" and _looks_like_prompt_source(prompts)
             )
             if not as_source:
+                validation.check_text("prompts", prompts)
                 if not prompts.strip():
                     raise InvalidInputError("prompts: the prompt is empty")
                 if len(prompts) > self.max_prompt_chars:
@@ -549,8 +533,13 @@ class BaseGenerateOperator(BaseOperator):
             return None
         return SlidingWindowRateLimiter(int(self.requests_per_minute), 60.0, margin=RATE_LIMIT_MARGIN)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        # 1. Everything that can be checked without the network, in order.
+    @input_errors_fail_without_retry
+    def validate_inputs(self) -> tuple[dict[str, Any], list[PromptItem], Any]:
+        """Check everything that can be checked without the network, in order; input errors fail the
+        task without retry (``AirflowFailException`` with the specific error as ``__cause__``).
+
+        :return: the hook call's keyword arguments, the prompts and the output path (or ``None``).
+        """
         self._validate_model_and_version()
         request = self.build_request()
         items = self.load_prompt_items()
@@ -560,7 +549,11 @@ class BaseGenerateOperator(BaseOperator):
                 "min_score is set but no prompt has an expected output: set expected_field (and give "
                 "records that have it)"
             )
-        output_path = self._output_path()
+        return request, items, self._output_path()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        # 1. Everything that can be checked without the network, in order.
+        request, items, output_path = self.validate_inputs()
 
         # 2. One hook, one pool, optional rate limit.
         self._stop = threading.Event()
@@ -707,7 +700,9 @@ class BaseGenerateOperator(BaseOperator):
         model = hook.get_tuned_model(self.model, api_version=version)
         state = model.get("state") if isinstance(model, Mapping) else None
         if state == "FAILED":
-            raise TuningFailedError(self.model, "the tuned model is FAILED and cannot generate")
+            # A FAILED model stays FAILED: a retry would fail the same way.
+            failed = TuningFailedError(self.model, "the tuned model is FAILED and cannot generate")
+            raise AirflowFailException(f"{type(failed).__name__}: {failed}") from failed
         if state not in (None, "ACTIVE", "STATE_UNSPECIFIED"):
             raise InvalidInputError(
                 f"{self.model} is {state}, not ACTIVE: it cannot generate yet; wait for the tuning to finish "
@@ -853,7 +848,8 @@ class GenerateContentOperator(BaseGenerateOperator):
         if safety:
             request["safety_settings"] = safety
         if self.system_instruction is not None:
-            if not isinstance(self.system_instruction, str) or not self.system_instruction.strip():
+            validation.optional_string("system_instruction", self.system_instruction)
+            if not self.system_instruction.strip():
                 raise InvalidInputError("system_instruction must be a non-empty string")
             if self.api_version == "v1":
                 raise InvalidInputError(

@@ -5,14 +5,22 @@ Failure semantics:
 * Invalid operator input (:class:`~airflow_provider_tuning.exceptions.InvalidInputError`,
   :class:`~airflow_provider_tuning.exceptions.TrainingDataError`) is detected before any API call
   and fails the task **without retry**: it is raised as ``AirflowFailException`` whose
-  ``__cause__`` is the specific error (a retry would meet the same input).
-* Everything else keeps its own class and is retried as configured on the task: API errors
-  (:class:`~airflow_provider_tuning.exceptions.ApiError` subclasses), a finished job that failed
+  ``__cause__`` is the specific error (a retry would meet the same input). So is a
+  ``tuned_model_id`` that holds a model of another task instance or of another request (see
+  :class:`CreateTunedModelOperator`).
+* A tuning job that ended FAILED or was cancelled
   (:class:`~airflow_provider_tuning.exceptions.TuningFailedError`,
-  :class:`~airflow_provider_tuning.exceptions.TuningCancelledError`) and an expired wait
+  :class:`~airflow_provider_tuning.exceptions.TuningCancelledError`), whether the worker waited
+  for it or the trigger did (``execute_complete`` with a failed event), also fails **without
+  retry**, as ``AirflowFailException`` with the specific error as ``__cause__``: a retry would
+  reattach to the same FAILED model and fail the same way. With ``recreate_on_failure=True`` it
+  keeps its own class and is retried as configured, because a retry creates the model again under
+  the next deterministic id (once all :data:`MAX_GENERATIONS` ended FAILED, without retry again).
+* Everything else keeps its own class and is retried as configured on the task: API errors
+  (:class:`~airflow_provider_tuning.exceptions.ApiError` subclasses) and an expired wait
   (:class:`~airflow_provider_tuning.exceptions.TuningTimeoutError`). A retry never duplicates a
   model: it meets 409 ALREADY_EXISTS on the deterministic id and reattaches (waits again for a
-  CREATING model, fails again at once for a FAILED one unless ``recreate_on_failure`` is set).
+  CREATING model).
 
 Only the connection id travels: no credential is ever an argument, a template field, a trigger
 argument or part of an XCom value. Heavy modules (the hook, google-auth, HTTP clients, the trigger
@@ -21,17 +29,16 @@ and the data loaders) are imported inside methods, so DAG files importing this m
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator, conf
 
-from airflow_provider_tuning.constants import DEFAULT_CONN_ID
+from airflow_provider_tuning import validation
+from airflow_provider_tuning.constants import DEFAULT_CONN_ID, DEFER_TIMEOUT_MARGIN
 from airflow_provider_tuning.exceptions import (
     AlreadyExistsError,
     ApiConnectionError,
@@ -39,12 +46,20 @@ from airflow_provider_tuning.exceptions import (
     GenerativeLanguageError,
     InvalidInputError,
     NotFoundError,
-    TrainingDataError,
     TuningFailedError,
 )
 from airflow_provider_tuning.operators import _validation as check
-from airflow_provider_tuning.operators._ids import default_tuned_model_id, recreated_tuned_model_id
+from airflow_provider_tuning.operators._ids import (
+    Provenance,
+    default_tuned_model_id,
+    recreated_tuned_model_id,
+)
 from airflow_provider_tuning.operators._results import total_steps_of_operation, tuned_model_result
+from airflow_provider_tuning.operators._templating import keep_inline_data
+from airflow_provider_tuning.operators._validation import (
+    failures_fail_without_retry,
+    input_errors_fail_without_retry,
+)
 from airflow_provider_tuning.operators.links import TunedModelLink
 
 if TYPE_CHECKING:
@@ -59,35 +74,45 @@ TUNED_MODEL_XCOM_KEY = "tuned_model"
 MAX_GENERATIONS = 10
 
 
-@contextmanager
-def fail_without_retry() -> Iterator[None]:
-    """Turn input errors into ``AirflowFailException`` (no retry), keeping the error as ``__cause__``."""
-    try:
-        yield
-    except (InvalidInputError, TrainingDataError) as err:
-        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+def _task_instance_key(context: Any) -> tuple[str, str, str, int]:
+    """Return ``(dag_id, task_id, run_id, map_index)`` of the task instance in ``context``."""
+    ti = context["ti"]
+    run_id = getattr(ti, "run_id", None) or context.get("run_id")
+    map_index = getattr(ti, "map_index", None)
+    return ti.dag_id, ti.task_id, str(run_id), -1 if map_index is None else int(map_index)
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+def _check_provenance(model: dict[str, Any], model_id: str, request: _CreateRequest) -> None:
+    """Accept the model found under ``model_id`` only if this task instance made it from this request.
 
-
-def input_errors_fail_without_retry(method: _F) -> _F:
-    """Decorate ``execute``/``execute_complete``: input errors (ours or the hook's, all raised before
-    any HTTP request) fail the task without retry; see :func:`fail_without_retry`."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with fail_without_retry():
-            return method(*args, **kwargs)
-
-    return cast("_F", wrapper)
-
-
-def _seconds(name: str, value: timedelta | float | int) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise InvalidInputError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}")
-    return float(seconds)
+    :raises InvalidInputError: the model has no provenance marker, or another one; the message names
+        the id and says whether another task instance or another request made it.
+    """
+    found = Provenance.parse(model.get("description"))
+    if found == request.provenance:
+        return
+    name = f"tunedModels/{model_id}"
+    if found is None:
+        why = (
+            "was not created by this operator: its description has no '[airflow ti=... req=...]' "
+            "marker (it was made outside Airflow or by an older provider version, or the marker was "
+            "edited away)"
+        )
+    elif found.task_instance != request.provenance.task_instance:
+        why = "was created by another task instance (another DAG run, task or map index)"
+    else:
+        why = (
+            "was created by this task instance from another request (the base model, the training "
+            "data or the hyperparameters differ)"
+        )
+    existing_base = model.get("baseModel")
+    if existing_base and existing_base != request.base_model:
+        why += f"; it is a model of {existing_base}, not {request.base_model}"
+    raise InvalidInputError(
+        f"tuned model id {model_id!r} is taken: {name} {why}. It is not reattached: give this run its "
+        "own tuned_model_id (e.g. templated with {{ run_id }}), leave tuned_model_id unset for the "
+        f"deterministic per-run id, or delete {name}"
+    )
 
 
 def _config_float(option: str, fallback: float) -> float:
@@ -98,7 +123,7 @@ def _config_float(option: str, fallback: float) -> float:
 class _GenerativeLanguageOperator(BaseOperator):
     """Shared parts: the connection id, the API version and a lazily imported hook.
 
-    :param conn_id: the Airflow connection id (type ``generative_language``).
+    :param conn_id: the Airflow connection id (type ``generativelanguage``).
     :param api_version: API version; ``None`` means the connection's, else ``v1beta``.
     """
 
@@ -152,6 +177,7 @@ class _CreateRequest:
     base_model: str
     tuned_model_id: str
     body: dict[str, Any]
+    provenance: Provenance
 
 
 class CreateTunedModelOperator(_GenerativeLanguageOperator):
@@ -160,7 +186,12 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
     A retry never creates a duplicate: the default ``tuned_model_id`` is deterministic per DAG,
     task, run and map index, and a 409 ALREADY_EXISTS reattaches to the existing model (CREATING:
     wait; ACTIVE: done; FAILED: fail with the API's error, or create it again under the next
-    deterministic id ``<id>-r2``, ``<id>-r3``... when ``recreate_on_failure`` is set).
+    deterministic id ``<id>-r2``, ``<id>-r3``... when ``recreate_on_failure`` is set). It reattaches
+    only to a model this task instance created from this request: the description sent ends with a
+    provenance marker (``[airflow ti=<hash> req=<hash>]``, see
+    :class:`~airflow_provider_tuning.operators._ids.Provenance`), and a model under the id without
+    it, or with another one (another run reusing an explicit ``tuned_model_id``, other training
+    data), fails the task without retry, naming the id.
 
     Returns to XCom a plain dict: ``tuned_model``, ``base_model``, ``display_name``, ``state``,
     ``total_steps``, ``final_mean_loss``, ``snapshots``, ``create_time``, ``start_time``,
@@ -181,7 +212,9 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
     :param base_model: ``models/<id>`` or a bare id, e.g. ``models/gemini-1.5-flash-001-tuning`` or
         ``models/text-bison-001``. (templated)
     :param training_data: inline list of dicts, pairs or strings, a JSON string, a path or URI to a
-        ``.jsonl``/``.json``/``.csv`` file, or an upstream XCom value (pass the ``XComArg``). (templated)
+        ``.jsonl``/``.json``/``.csv`` file, or an upstream XCom value (pass the ``XComArg``). (templated:
+        a path or URI is rendered and an ``XComArg`` resolves; inline data, a list or a JSON string of
+        one, is sent as it is, so ``{{ ... }}`` or ``{% ... %}`` in an example stays text)
     :param display_name: at most 40 characters. (templated)
     :param description: free text. (templated)
     :param input_field: the input column/key of the training data. (templated)
@@ -285,17 +318,9 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
             timeout = _config_float("default_timeout", 86400.0)
         if max_consecutive_failures is None:
             max_consecutive_failures = int(_config_float("max_consecutive_failures", 5))
-        self.poll_interval = _seconds("poll_interval", poll_interval)
-        self.timeout = _seconds("timeout", timeout)
-        if (
-            isinstance(max_consecutive_failures, bool)
-            or not isinstance(max_consecutive_failures, int)
-            or (max_consecutive_failures < 1)
-        ):
-            raise InvalidInputError(
-                f"max_consecutive_failures must be an integer >= 1, got {max_consecutive_failures!r}"
-            )
-        self.max_consecutive_failures = max_consecutive_failures
+        self.poll_interval = validation.seconds("poll_interval", poll_interval)
+        self.timeout = validation.seconds("timeout", timeout)
+        self.max_consecutive_failures = validation.failure_budget(max_consecutive_failures)
         self.recreate_on_failure = recreate_on_failure
         self.asset = asset or Asset(
             name=f"tuned_model/{self.dag_id}/{self.task_id}",
@@ -304,6 +329,16 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
         if wait_for_completion:
             # Only a finished model is news for downstream DAGs: without waiting, no outlet.
             self.add_outlets([self.asset])
+
+    # --- templating ------------------------------------------------------------------------------
+
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: Any
+    ) -> None:
+        """Render the template fields, except inline ``training_data`` (see ``_templating``)."""
+        if parent is self:
+            template_fields = keep_inline_data(self, template_fields, ("training_data",), context)
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
 
     # --- validation ------------------------------------------------------------------------------
 
@@ -332,10 +367,10 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
         """
         from airflow_provider_tuning.datasets import build_training_data, load_examples
 
-        base_model = check.normalize_base_model(self.base_model)
+        base_model = validation.base_model_name(self.base_model)
         api_version = check.resolve_api_version(base_model, self.api_version)
-        display_name = check.validate_display_name(self.display_name)
-        description = check.validate_description(self.description)
+        display_name = validation.display_name(self.display_name)
+        description = validation.optional_string("description", self.description)
         hyperparameters = check.build_hyperparameters(
             api_version=api_version,
             epoch_count=self.epoch_count,
@@ -348,7 +383,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
             if not isinstance(getattr(self, field), str) or not getattr(self, field):
                 raise InvalidInputError(f"{field} must be a non-empty string, got {getattr(self, field)!r}")
         if self.tuned_model_id:
-            model_id = check.validate_tuned_model_id(self.tuned_model_id)
+            model_id = validation.tuned_model_id(self.tuned_model_id)
         else:
             model_id = self.default_tuned_model_id(context)
         examples = load_examples(
@@ -363,10 +398,10 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
         body: dict[str, Any] = {"baseModel": base_model}
         if display_name is not None:
             body["displayName"] = display_name
-        if description is not None:
-            body["description"] = description
         body.update(sampling)
         body["tuningTask"] = task
+        provenance = Provenance.of(*_task_instance_key(context), api_version, body)
+        body["description"] = provenance.describe(description)
         self.log.info(
             "Validated %d training examples for %s (%s), tuned model id %r",
             len(examples),
@@ -375,7 +410,11 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
             model_id,
         )
         return _CreateRequest(
-            api_version=api_version, base_model=base_model, tuned_model_id=model_id, body=body
+            api_version=api_version,
+            base_model=base_model,
+            tuned_model_id=model_id,
+            body=body,
+            provenance=provenance,
         )
 
     @staticmethod
@@ -384,12 +423,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
 
         :param context: the Airflow context (``ti`` gives dag id, task id, run id and map index).
         """
-        ti = context["ti"]
-        run_id = getattr(ti, "run_id", None) or context.get("run_id")
-        map_index = getattr(ti, "map_index", None)
-        return default_tuned_model_id(
-            ti.dag_id, ti.task_id, str(run_id), -1 if map_index is None else map_index
-        )
+        return default_tuned_model_id(*_task_instance_key(context))
 
     # --- create or reattach ----------------------------------------------------------------------
 
@@ -404,12 +438,16 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
         return None
 
     @staticmethod
-    def _failure_of(model: dict[str, Any], operation: dict[str, Any] | None) -> tuple[str, int | None]:
-        error = (operation or {}).get("error")
-        if isinstance(error, dict) and error.get("message"):
-            code = error.get("code")
-            return str(error["message"]), code if isinstance(code, int) else None
-        return f"the tuned model is in state {model.get('state')!r} (the API gave no error message)", None
+    def _failure_of(hook: GenerativeLanguageHook, name: str, model: dict[str, Any]) -> TuningFailedError:
+        """The error of a FAILED model, with the message of its failed operation (one lookup for all)."""
+        from airflow_provider_tuning.backends import get_backend
+        from airflow_provider_tuning.exceptions import TuningCancelledError
+        from airflow_provider_tuning.tuning_status import TuningStatus
+        from airflow_provider_tuning.waiting import explain_failure
+
+        status = explain_failure(TuningStatus.from_tuned_model(model), get_backend("gemini"), hook.call)
+        cls = TuningCancelledError if status.state == "CANCELLED" else TuningFailedError
+        return cls(name, status.error_message or f"state {status.state}", status.error_code)
 
     @staticmethod
     def _remember(context: Any, name: str) -> None:
@@ -445,13 +483,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
                 return _Attachment(name=name, operation=operation, created=True)
 
             model = hook.get_tuned_model(name, api_version=request.api_version)
-            existing_base = model.get("baseModel")
-            if existing_base and existing_base != request.base_model:
-                raise InvalidInputError(
-                    f"tuned model id {model_id!r} is taken by a model of {existing_base}, "
-                    f"not {request.base_model}; "
-                    "choose another tuned_model_id"
-                )
+            _check_provenance(model, model_id, request)
             self._remember(context, name)
             state = model.get("state")
             if state == "ACTIVE":
@@ -466,9 +498,10 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
                     (listed or {}).get("name") or "the model itself",
                 )
                 return _Attachment(name=name, operation=listed, model=model)
-            message, code = self._failure_of(model, self._find_operation(hook, name))
+            failure = self._failure_of(hook, name, model)
+            message = failure.api_message
             if not self.recreate_on_failure:
-                raise TuningFailedError(name, message, code)
+                raise failure
             if generation < generations:
                 self.log.warning(
                     "Tuned model %s ended FAILED (%s). recreate_on_failure=True: creating a new model as "
@@ -477,14 +510,15 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
                     message,
                     recreated_tuned_model_id(request.tuned_model_id, generation + 1),
                 )
-        raise TuningFailedError(
+        exhausted = TuningFailedError(
             f"tunedModels/{recreated_tuned_model_id(request.tuned_model_id, generations)}",
             f"all {generations} models of this task instance ended FAILED; not creating another",
         )
+        raise AirflowFailException(f"{type(exhausted).__name__}: {exhausted}") from exhausted
 
     # --- execute ---------------------------------------------------------------------------------
 
-    @input_errors_fail_without_retry
+    @failures_fail_without_retry
     def execute(self, context: Any) -> dict[str, Any]:
         """Validate, create (or reattach to) the tuned model and wait for it as configured.
 
@@ -526,6 +560,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
                     max_consecutive_failures=self.max_consecutive_failures,
                 ),
                 method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout + DEFER_TIMEOUT_MARGIN),
                 kwargs={
                     "tuned_model": attachment.name,
                     "api_version": request.api_version,
@@ -549,7 +584,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
             context, hook, attachment.name, request.api_version, attachment.operation_name, steps
         )
 
-    @input_errors_fail_without_retry
+    @failures_fail_without_retry
     def execute_complete(
         self,
         context: Any,
@@ -581,7 +616,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
                 f"the tuning trigger's success event names no tuned model: {event!r}"
             )
         version = api_version or check.resolve_api_version(
-            check.normalize_base_model(self.base_model), self.api_version
+            validation.base_model_name(self.base_model), self.api_version
         )
         steps = status.total_steps or total_steps
         return self._finish(context, self.get_hook(version), name, version, operation, steps)
@@ -603,8 +638,7 @@ class CreateTunedModelOperator(_GenerativeLanguageOperator):
             model, api_version=api_version, operation=operation, total_steps=total_steps
         )
         if result["state"] == "FAILED":
-            message, code = self._failure_of(model, self._find_operation(hook, name))
-            raise TuningFailedError(name, message, code)
+            raise self._failure_of(hook, name, model)
         self.log.info(
             "Tuned model %s is %s: %s steps, final mean loss %s",
             name,
@@ -643,7 +677,7 @@ class GetTunedModelOperator(_GenerativeLanguageOperator):
 
         :param context: the Airflow context.
         """
-        name = check.normalize_tuned_model_name(self.tuned_model_name)
+        name = validation.tuned_model_name(self.tuned_model_name)
         hook = self.get_hook()
         model = hook.get_tuned_model(name)
         self._persist_link(context, hook, self.api_version or hook.settings.api_version, name)
@@ -682,12 +716,9 @@ class ListTunedModelsOperator(_GenerativeLanguageOperator):
 
         :param context: the Airflow context.
         """
-        page_size = None if self.page_size is None else check.to_positive_int("page_size", self.page_size)
-        if page_size is not None and page_size > 1000:
-            raise InvalidInputError(f"page_size must be at most 1000, got {page_size}")
-        limit = None if self.max_results is None else check.to_positive_int("max_results", self.max_results)
-        if self.filter is not None and not isinstance(self.filter, str):
-            raise InvalidInputError(f"filter must be a string, got {self.filter!r}")
+        page_size = validation.page_size(self.page_size)
+        limit = None if self.max_results is None else validation.positive_int("max_results", self.max_results)
+        validation.optional_string("filter", self.filter)
         if self.filter and self.api_version == "v1beta3":
             raise InvalidInputError("filter exists only in v1beta, not in v1beta3")
         models: list[dict[str, Any]] = []
@@ -774,12 +805,12 @@ class UpdateTunedModelOperator(_GenerativeLanguageOperator):
 
         :raises InvalidInputError: an argument is invalid or nothing is to be updated.
         """
-        name = check.normalize_tuned_model_name(self.tuned_model_name)
+        name = validation.tuned_model_name(self.tuned_model_name)
         patch: dict[str, Any] = {}
         if self.display_name is not None:
-            patch["displayName"] = check.validate_display_name(self.display_name)
+            patch["displayName"] = validation.display_name(self.display_name)
         if self.description is not None:
-            patch["description"] = check.validate_description(self.description)
+            patch["description"] = validation.optional_string("description", self.description)
         patch.update(check.build_sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k))
         if self.fields is not None:
             if not isinstance(self.fields, dict):
@@ -844,7 +875,7 @@ class DeleteTunedModelOperator(_GenerativeLanguageOperator):
 
         :param context: the Airflow context.
         """
-        name = check.normalize_tuned_model_name(self.tuned_model_name)
+        name = validation.tuned_model_name(self.tuned_model_name)
         try:
             self.get_hook().delete_tuned_model(name)
         except NotFoundError:

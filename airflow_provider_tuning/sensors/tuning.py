@@ -120,9 +120,8 @@ class TunedModelSensor(BaseSensorOperator):
                 status = check_tuning(self.hook, self.target, api_version=self.api_version, state=state)
             except GenerativeLanguageError as err:
                 decision = self.policy.after_error(state, err, time.time())
-                if isinstance(decision, GiveUp):
+                if isinstance(decision, GiveUp):  # a final error, or the budget is spent
                     raise decision.error from None
-                assert isinstance(decision, Sleep)
                 self.log.warning(
                     "Failed poll %d/%d of %s: %s",
                     state.failures,
@@ -130,7 +129,7 @@ class TunedModelSensor(BaseSensorOperator):
                     self.target,
                     err,
                 )
-                if not self.reschedule:
+                if not self.reschedule or not isinstance(decision, Sleep):
                     return False
                 time.sleep(decision.seconds)
                 continue
@@ -151,7 +150,7 @@ class TunedModelSensor(BaseSensorOperator):
             explain_failure(status, backend, self.hook.call).raise_for_failure()
         version = self.api_version or self.hook.default_api_version()
         full = self.hook.call(backend.poll_call(self.target, api_version=version, partial=False))
-        return backend.parse(self.target, full).to_dict()
+        return backend.parse(self.target, full, full=True).to_dict()
 
     def execute(self, context: Context) -> Any:
         """Poke / reschedule as usual, or check once and defer to the trigger."""

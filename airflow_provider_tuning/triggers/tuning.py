@@ -189,19 +189,23 @@ class TuningOperationTrigger(BaseTrigger):
     ) -> TuningStatus:
         """One poll (one HTTP attempt); a partial poll the API refuses is repeated in full."""
         timeout = self._request_budget()
-        try:
-            call = backend.poll_call(self.name, api_version=version, partial=state.partial)
-            resource = await hook.call(call, retry=POLL_RETRY, timeout=timeout)
-        except InvalidArgumentError as err:
-            if not (state.partial and refuses_partial(err)):
-                raise
-            state.partial = False
-            call = backend.poll_call(self.name, api_version=version, partial=False)
-            resource = await hook.call(call, retry=POLL_RETRY, timeout=timeout)
-        try:
+
+        def parse(resource: dict[str, Any]) -> TuningStatus:
             return backend.parse(self.name, resource)
+
+        try:
+            try:
+                call = backend.poll_call(self.name, api_version=version, partial=state.partial)
+                status: TuningStatus = await hook.call(call, retry=POLL_RETRY, timeout=timeout, then=parse)
+            except InvalidArgumentError as err:
+                if not (state.partial and refuses_partial(err)):
+                    raise
+                state.partial = False
+                call = backend.poll_call(self.name, api_version=version, partial=False)
+                status = await hook.call(call, retry=POLL_RETRY, timeout=timeout, then=parse)
         except UnexpectedResponseError as err:  # its text may quote the answer: scrubbed
             raise UnexpectedResponseError(err.http_status, None, hook.scrub(err.api_message)) from None
+        return status
 
     async def _final_event(
         self, hook: GenerativeLanguageAsyncHook, backend: TuningBackend, status: TuningStatus

@@ -30,6 +30,10 @@ EXPECTED = {
         ["ms (median)", "RSS MiB", "goal < 50 ms, < 5 MiB"],
         ["provider: all three", "REFERENCE trivial 1-task DAG"],
     ),
+    "big_job_poll.py": (
+        ["response bytes", "CPU ms/poll", "max loop hold ms", "event bytes"],
+        ["| full ", "| partial "],
+    ),
     "hook_overhead.py": (
         ["Session(trust_env=False) µs p50", "hook µs p50", "refreshes at token endpoint"],
         ["| 3600 "],

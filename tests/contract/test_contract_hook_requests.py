@@ -227,7 +227,7 @@ def capture_server():
 
 @pytest.fixture
 def contract_hook(capture_server, monkeypatch):
-    conn = {"conn_type": "generative_language", "host": capture_server.url, "password": secrets.token_hex(16)}
+    conn = {"conn_type": "generativelanguage", "host": capture_server.url, "password": secrets.token_hex(16)}
     monkeypatch.setenv("AIRFLOW_CONN_GLAPI_CONTRACT", json.dumps(conn))
     hook = GenerativeLanguageHook("glapi_contract")
     yield hook

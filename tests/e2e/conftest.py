@@ -44,7 +44,7 @@ def airflow_db() -> Path:
 
 def connection_json(url: str, api_key: str = E2E_API_KEY) -> str:
     """The ``AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT`` value for an emulator at ``url``."""
-    return json.dumps({"conn_type": "generative_language", "host": url, "password": api_key})
+    return json.dumps({"conn_type": "generativelanguage", "host": url, "password": api_key})
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ and its request log).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -376,7 +377,9 @@ def test_weekly_pipeline_promotes_only_above_the_threshold_and_cleans_up_superse
     }
     (create,) = calls(emu, "POST", "/v1beta/tunedModels")
     body = json.loads(create["body"])
-    assert body["description"] == f"{WEEKLY_PREFIX}, run {week1.run_id}"
+    # the user's description, then the provenance marker of the task instance and request
+    marker = r" \[airflow ti=[0-9a-f]{12} req=[0-9a-f]{12}\]"
+    assert re.fullmatch(re.escape(f"{WEEKLY_PREFIX}, run {week1.run_id}") + marker, body["description"])
     assert body["tuningTask"]["trainingData"]["examples"]["examples"][0] == {"textInput": "2", "output": "3"}
     assert xcom(week1, "wait_for_candidate")["state"] == "ACTIVE"
     evaluation = xcom(week1, "evaluate")["evaluation"]

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 def test_gemini_example_defers_and_the_triggerer_completes_it(tmp_path: Path) -> None:
     # 38 steps of 0.4 s: the tuning wait lasts ~15 s, long enough to observe the deferral.
     with Emulator(step_seconds=0.4, api_keys=[API_KEY]) as emu:
-        conn = {"conn_type": "generative_language", "host": emu.url, "password": API_KEY}
+        conn = {"conn_type": "generativelanguage", "host": emu.url, "password": API_KEY}
         stack = AirflowStack(
             tmp_path / "airflow-home",
             ROOT / "dags",

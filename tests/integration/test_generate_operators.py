@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_tuning.exceptions import (
     EvaluationBelowThresholdError,
@@ -100,7 +101,7 @@ def text_model(emulator) -> str:
 
 @pytest.fixture(autouse=True)
 def connection(emulator, monkeypatch):
-    conn = {"conn_type": "generative_language", "host": emulator.url, "password": API_KEY}
+    conn = {"conn_type": "generativelanguage", "host": emulator.url, "password": API_KEY}
     monkeypatch.setenv("AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT", json.dumps(conn))
 
 
@@ -154,8 +155,9 @@ def test_bad_settings_send_no_request(emulator, gemini_model):
     op = GenerateContentOperator(
         task_id="bad", model=gemini_model, prompts=["1"], temperature=2.5, stop_sequences=["a"] * 6
     )
-    with pytest.raises(InvalidInputError, match=r"temperature must be in \[0, 2\], got 2\.5"):
+    with pytest.raises(AirflowFailException, match=r"temperature must be >= 0 and <= 2, got 2\.5") as info:
         op.execute({})
+    assert isinstance(info.value.__cause__, InvalidInputError)
     assert emulator.request_log == []
 
 
@@ -400,3 +402,56 @@ def test_a_creating_model_fails_clearly(emulator):
         InvalidArgumentError, match=r"400 FAILED_PRECONDITION: .*not ready for inference.*CREATING"
     ):
         op.execute({})
+
+
+# --- templating: inline prompts are sent as they are, a path or a single prompt is rendered -----------
+
+JINJA_PROMPTS = ["Say {{ ds }} back", "{% for x in y %}{{ x }}{% endfor %}", "{# kept #}"]
+
+
+def rendered_context() -> dict[str, Any]:
+    """A context with what the templates here use, for Airflow's own rendering."""
+    return {"ds": "2024-05-01", "ds_nodash": "20240501", "run_id": "manual__2024-05-01"}
+
+
+def sent_prompts(emulator, suffix: str, since: int) -> list[str]:
+    """The prompt texts the emulator received after the first ``since`` requests, in order."""
+    texts = []
+    for entry in emulator.request_log[since:]:
+        if str(_path(entry)).endswith(suffix):
+            body = json.loads(entry["body"])
+            texts.append(
+                body["contents"][0]["parts"][0]["text"] if "contents" in body else body["prompt"]["text"]
+            )
+    return texts
+
+
+@pytest.mark.parametrize(
+    "prompts", [JINJA_PROMPTS, json.dumps(JINJA_PROMPTS), json.dumps({"prompts": JINJA_PROMPTS})]
+)
+def test_inline_prompts_reach_the_api_byte_for_byte(emulator, gemini_model, prompts):
+    op = GenerateContentOperator(task_id="infer", model=gemini_model, prompts=prompts, concurrency=1)
+    since = len(emulator.request_log)
+    op.render_template_fields(rendered_context())
+    out = op.execute({})
+    assert [r["prompt"] for r in out["results"]] == JINJA_PROMPTS
+    assert sent_prompts(emulator, ":generateContent", since) == JINJA_PROMPTS
+
+
+def test_a_prompts_path_and_a_single_prompt_are_still_rendered(emulator, text_model, tmp_path):
+    (tmp_path / "2024-05-01.jsonl").write_text(
+        "".join(json.dumps({"prompt": p}) + "\n" for p in JINJA_PROMPTS), encoding="utf-8"
+    )
+    from_file = GenerateTextOperator(
+        task_id="infer", model=text_model, prompts=f"{tmp_path}/{{{{ ds }}}}.jsonl", concurrency=1
+    )
+    since = len(emulator.request_log)
+    from_file.render_template_fields(rendered_context())
+    from_file.execute({})
+    assert sent_prompts(emulator, ":generateText", since) == JINJA_PROMPTS  # the file's text is data
+
+    one = GenerateTextOperator(task_id="infer", model=text_model, prompts="What day is {{ ds }}?")
+    since = len(emulator.request_log)
+    one.render_template_fields(rendered_context())
+    one.execute({})
+    assert sent_prompts(emulator, ":generateText", since) == ["What day is 2024-05-01?"]

@@ -72,7 +72,7 @@ def emulator():
 @pytest.fixture(autouse=True)
 def fresh(emulator, monkeypatch):
     emulator.reset()
-    conn = {"conn_type": "generative_language", "host": emulator.url, "password": API_KEY}
+    conn = {"conn_type": "generativelanguage", "host": emulator.url, "password": API_KEY}
     monkeypatch.setenv("AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT", json.dumps(conn))
 
 
@@ -83,9 +83,14 @@ class TI:
         self.dag_id, self.task_id, self.run_id = "tuning_it", task_id, run_id
         self.try_number, self.map_index = try_number, map_index
         self.xcoms: dict[str, Any] = {}
+        self.upstream: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value", **kwargs: Any) -> Any:
+        """What upstream tasks returned (``upstream``: task id -> value), as the task SDK pulls it."""
+        return self.upstream[task_ids]
 
 
 def context_for(
@@ -232,6 +237,182 @@ def test_different_runs_and_tasks_get_different_models(emulator):
     assert a["operation"].startswith(a["tuned_model"])
 
 
+# --- templating: inline data is sent as it is, a path is rendered -----------------------------------
+
+#: Examples whose text looks like Jinja: ``{{ ds }}`` would be rewritten, ``{% for %}`` would not parse.
+JINJA_LOOKALIKES = [
+    {"text_input": "Say {{ ds }} back", "output": "{{ ds }}"},
+    {"text_input": "{% for x in y %}{{ x }}{% endfor %}", "output": "a loop, in Jinja"},
+    {"text_input": "{# not a comment #}", "output": "{{"},
+    *EXAMPLES,
+]
+SENT_LOOKALIKES = [{"textInput": e["text_input"], "output": e["output"]} for e in JINJA_LOOKALIKES]
+
+
+def render_and_run(emulator, op: CreateTunedModelOperator, **upstream: Any) -> dict[str, Any]:
+    """Render ``op``'s template fields as the task runner does (Airflow's own rendering, with a context
+    holding ``ds`` and a task instance), run it, and return the create request the emulator received."""
+    context = context_for()
+    context.update(ds="2024-05-01", ds_nodash="20240501", ts="2024-05-01T00:00:00+00:00")
+    context["ti"].upstream.update(upstream)
+    op.render_template_fields(context)
+    op.execute(context)
+    create = next(e for e in emulator.request_log if e.get("rpc") == "CreateTunedModel")
+    return json.loads(create["body"])
+
+
+def sent_examples(body: dict[str, Any]) -> list[dict[str, str]]:
+    return body["tuningTask"]["trainingData"]["examples"]["examples"]
+
+
+@pytest.mark.parametrize(
+    "training_data",
+    [JINJA_LOOKALIKES, tuple(JINJA_LOOKALIKES), json.dumps(JINJA_LOOKALIKES), {"examples": JINJA_LOOKALIKES}],
+    ids=["list", "tuple", "json-string", "object"],
+)
+def test_inline_training_data_reaches_the_api_byte_for_byte(emulator, training_data):
+    op = create_operator(
+        training_data=training_data, description="run of {{ ds }}", wait_for_completion=False
+    )
+    body = render_and_run(emulator, op)
+    assert sent_examples(body) == SENT_LOOKALIKES
+    assert body["description"].startswith("run of 2024-05-01 [airflow ti=")  # other fields still render
+
+
+def test_a_training_data_path_is_still_rendered(emulator, tmp_path):
+    (tmp_path / "2024-05-01.jsonl").write_text(
+        "".join(json.dumps(e) + "\n" for e in JINJA_LOOKALIKES), encoding="utf-8"
+    )
+    op = create_operator(training_data=f"{tmp_path}/{{{{ ds }}}}.jsonl", wait_for_completion=False)
+    body = render_and_run(emulator, op)
+    assert op.training_data == f"{tmp_path}/2024-05-01.jsonl"
+    assert sent_examples(body) == SENT_LOOKALIKES  # the file's own text is data, never a template
+
+
+def test_an_xcom_arg_still_resolves_and_its_value_is_not_rendered(emulator):
+    with DAG("tuning_it", schedule=None):
+        prepare = CreateTunedModelOperator(task_id="prepare", base_model="m-1", training_data=EXAMPLES)
+        op = CreateTunedModelOperator(
+            task_id="tune",
+            base_model="models/gemini-1.5-flash-001-tuning",
+            training_data=prepare.output,
+            wait_for_completion=False,
+            deferrable=False,
+        )
+    body = render_and_run(emulator, op, prepare=JINJA_LOOKALIKES)
+    assert sent_examples(body) == SENT_LOOKALIKES
+
+
+# --- an explicit tuned_model_id: reattach only to this task instance's model of this request ------------
+
+
+def create_outside_airflow(emulator, model_id: str) -> None:
+    """Create ``tunedModels/<model_id>`` straight through the REST API, as another tool would."""
+    body = {
+        "baseModel": "models/gemini-1.5-flash-001-tuning",
+        "description": "made by hand",
+        "tuningTask": {"trainingData": {"examples": {"examples": [{"textInput": "a", "output": "b"}]}}},
+    }
+    response = requests.post(
+        f"{emulator.url}/v1beta/tunedModels",
+        params={"tunedModelId": model_id},
+        json=body,
+        headers={"x-goog-api-key": API_KEY},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+
+def refused(emulator, op: CreateTunedModelOperator, context: dict[str, Any]) -> str:
+    """Run ``op``; it must fail without retry on a taken id, create nothing, and not push the taken
+    model's name to XCom (a teardown would delete somebody else's model)."""
+    before = sorted(m["name"] for m in tuned_models(emulator))
+    with pytest.raises(AirflowFailException) as info:
+        op.execute(context)
+    assert isinstance(info.value.__cause__, InvalidInputError)
+    assert sorted(m["name"] for m in tuned_models(emulator)) == before
+    taken = re.match(r"tuned model id '([a-z0-9-]+)' is taken", str(info.value.__cause__))
+    assert taken, info.value.__cause__
+    assert context["ti"].xcoms.get("tuned_model") != f"tunedModels/{taken.group(1)}"
+    return str(info.value.__cause__)
+
+
+def test_the_description_sent_keeps_the_users_text_and_ends_with_the_provenance_marker(emulator):
+    op = create_operator(description="adds one", wait_for_completion=False)
+    result = op.execute(context_for())
+    url = f"{emulator.url}/v1beta/{result['tuned_model']}"
+    model = requests.get(url, headers={"x-goog-api-key": API_KEY}, timeout=10).json()
+    assert re.fullmatch(r"adds one \[airflow ti=[0-9a-f]{12} req=[0-9a-f]{12}\]", model["description"])
+
+
+def test_a_retry_of_the_same_task_instance_with_an_explicit_id_reattaches(emulator):
+    first = create_operator(tuned_model_id="weekly-model", wait_for_completion=False)
+    first.execute(context_for(try_number=1))
+    result = create_operator(tuned_model_id="weekly-model").execute(context_for(try_number=2))
+    assert result["tuned_model"] == "tunedModels/weekly-model"
+    assert result["state"] == "ACTIVE"
+    assert len(tuned_models(emulator)) == 1
+
+
+def test_a_new_run_reusing_an_explicit_id_is_an_error_not_the_first_runs_model(emulator):
+    create_operator(tuned_model_id="weekly-model").execute(context_for(run_id="run-monday"))
+    other_data = [*EXAMPLES, {"text_input": "seven", "output": "eight"}]
+    message = refused(
+        emulator,
+        create_operator(tuned_model_id="weekly-model", training_data=other_data),
+        context_for(run_id="run-tuesday"),
+    )
+    assert message.startswith("tuned model id 'weekly-model' is taken: tunedModels/weekly-model ")
+    assert "was created by another task instance (another DAG run, task or map index)" in message
+    # the same data does not make it the same task instance either
+    assert "another task instance" in refused(
+        emulator, create_operator(tuned_model_id="weekly-model"), context_for(run_id="run-tuesday")
+    )
+
+
+def test_the_same_task_instance_with_other_training_data_is_an_error(emulator):
+    create_operator(tuned_model_id="weekly-model", wait_for_completion=False).execute(context_for())
+    message = refused(
+        emulator,
+        create_operator(tuned_model_id="weekly-model", training_data=EXAMPLES[:4]),
+        context_for(try_number=2),
+    )
+    assert "was created by this task instance from another request" in message
+    assert "training data" in message
+
+
+def test_a_model_created_outside_airflow_under_the_id_is_an_error(emulator):
+    create_outside_airflow(emulator, "weekly-model")
+    message = refused(emulator, create_operator(tuned_model_id="weekly-model"), context_for())
+    assert "tunedModels/weekly-model was not created by this operator" in message
+    assert "delete tunedModels/weekly-model" in message
+
+
+def test_recreate_on_failure_checks_every_generation(emulator):
+    # this task instance's first model fails; its next id was taken by somebody else meanwhile
+    with pytest.raises(AirflowFailException):
+        create_operator(tuned_model_id="weekly-model", description="emulator:fail-at=0").execute(
+            context_for()
+        )
+    create_outside_airflow(emulator, "weekly-model-r2")
+    message = refused(
+        emulator,
+        create_operator(tuned_model_id="weekly-model", recreate_on_failure=True),
+        context_for(try_number=2),
+    )
+    assert message.startswith("tuned model id 'weekly-model-r2' is taken")
+    assert "not created by this operator" in message
+
+    # another run with recreate_on_failure neither reattaches to nor recreates past the FAILED model
+    message = refused(
+        emulator,
+        create_operator(tuned_model_id="weekly-model", recreate_on_failure=True),
+        context_for(run_id="another-run"),
+    )
+    assert message.startswith("tuned model id 'weekly-model' is taken")
+    assert "another task instance" in message
+
+
 # --- a failing job ------------------------------------------------------------------------------------------
 
 
@@ -243,23 +424,41 @@ def api_error_of(emulator, tuned_model: str) -> dict[str, Any]:
     return operation["error"]
 
 
-def test_a_failing_job_fails_the_task_with_the_api_message(emulator):
+def failed_job(info: pytest.ExceptionInfo[AirflowFailException]) -> TuningFailedError:
+    """The TuningFailedError behind an AirflowFailException (a failed job fails without retry)."""
+    cause = info.value.__cause__
+    assert isinstance(cause, TuningFailedError), repr(cause)
+    assert str(info.value) == f"{type(cause).__name__}: {cause}"
+    return cause
+
+
+def test_a_failing_job_fails_the_task_without_retry_with_the_api_message(emulator):
     op = create_operator(description="emulator:fail-at=2")
-    with pytest.raises(TuningFailedError) as info:
+    with pytest.raises(AirflowFailException) as info:
         op.execute(context_for())
-    name = info.value.tuned_model
+    failed = failed_job(info)
+    name = failed.tuned_model
     error = api_error_of(emulator, name)
     assert re.fullmatch(r"Tuning job failed at step \d of 6 \(emulated failure\)\.", error["message"])
-    assert info.value.api_message == error["message"]
-    assert info.value.code == error["code"] == 13
-    assert str(info.value) == f"tuning of {name} failed: {error['message']}"
+    assert failed.api_message == error["message"]
+    assert failed.code == error["code"] == 13
+    assert str(failed) == f"tuning of {name} failed: {error['message']}"
 
-    # the retry reattaches to the FAILED model and fails with the same API message, creating nothing
-    with pytest.raises(TuningFailedError) as again:
+    # a manual rerun reattaches to the FAILED model and fails with the same API message, creating nothing
+    with pytest.raises(AirflowFailException) as again:
         create_operator(description="emulator:fail-at=2").execute(context_for(try_number=2))
-    assert again.value.tuned_model == name
-    assert again.value.api_message == error["message"]
+    assert failed_job(again).tuned_model == name
+    assert failed_job(again).api_message == error["message"]
     assert len(tuned_models(emulator)) == 1
+
+
+def test_with_recreate_on_failure_a_failing_job_is_retried_and_the_retry_recreates(emulator):
+    op = create_operator(description="emulator:fail-at=1", recreate_on_failure=True)
+    with pytest.raises(TuningFailedError) as info:  # its own class: Airflow retries it
+        op.execute(context_for())
+    retry = create_operator(description="fixed", recreate_on_failure=True).execute(context_for(try_number=2))
+    assert retry["state"] == "ACTIVE"
+    assert retry["tuned_model"] == f"{info.value.tuned_model}-r2"
 
 
 def test_a_failing_job_fails_through_the_trigger_too(emulator):
@@ -269,16 +468,22 @@ def test_a_failing_job_fails_through_the_trigger_too(emulator):
         op.execute(context)
     event = run_trigger(info.value.trigger)
     assert event["status"] == "failed"
-    with pytest.raises(TuningFailedError) as failed:
+    with pytest.raises(AirflowFailException) as raised:
         op.execute_complete(context, event, **info.value.kwargs)
-    assert failed.value.api_message == api_error_of(emulator, failed.value.tuned_model)["message"]
-    assert "(emulated failure)" in failed.value.api_message
+    failed = failed_job(raised)
+    assert failed.api_message == api_error_of(emulator, failed.tuned_model)["message"]
+    assert "(emulated failure)" in failed.api_message
     assert list(context["outlet_events"]) == []
+
+    # with recreate_on_failure the same event keeps its class, so that Airflow's retry recreates
+    recreating = create_operator(description="emulator:fail", deferrable=True, recreate_on_failure=True)
+    with pytest.raises(TuningFailedError):
+        recreating.execute_complete(context, event, **info.value.kwargs)
 
 
 def test_recreate_on_failure_makes_a_new_model_under_the_next_id(emulator):
     context = context_for()
-    with pytest.raises(TuningFailedError):
+    with pytest.raises(AirflowFailException):
         create_operator(description="emulator:fail-at=0").execute(context)
     base_id = create_operator().default_tuned_model_id(context)
 
@@ -345,6 +550,30 @@ BAD_INPUT = [
         },
         TrainingDataError,
         "field 'output': output is 30 characters, over the limit of 20",
+    ),
+    (
+        "lone surrogate in display name",
+        {"display_name": "model \ud800"},
+        InvalidInputError,
+        "display_name contains a lone surrogate ('\\ud800' at character 6)",
+    ),
+    (
+        "lone surrogate in description",
+        {"description": "\udfff"},
+        InvalidInputError,
+        "description contains a lone surrogate",
+    ),
+    (
+        "lone surrogate in data",
+        {"training_data": [*EXAMPLES, {"text_input": "\ud800", "output": "2"}]},
+        TrainingDataError,
+        "inline, item 7, field 'text_input': input contains a lone surrogate",
+    ),
+    (
+        "deeply nested inline JSON",
+        {"training_data": "[" * 100_000 + "]" * 100_000},
+        TrainingDataError,
+        "inline JSON: JSON nested too deeply",
     ),
 ]
 

@@ -123,7 +123,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     fernet_key = Fernet.generate_key().decode()
     emulator = Emulator(step_seconds=STACK_STEP_SECONDS, api_keys=[api_key], seed=11)
     emulator.start()
-    conn = {"conn_type": "generative_language", "host": emulator.url, "password": api_key}
+    conn = {"conn_type": "generativelanguage", "host": emulator.url, "password": api_key}
     stack = AirflowStack(
         home=base / "home",
         dags_folder=dags,

@@ -54,6 +54,19 @@ def test_the_catalogue_covers_at_least_30_cases_in_every_category() -> None:
         "HTML page instead of JSON (200)",
         "truncated JSON body",
         "200 with an unexpected shape (operation)",
+        "deeply nested JSON line",
+        "deeply nested inline JSON string",
+        "deeply nested prompts file",
+        "lone surrogate in a training file",
+        "lone surrogate in a prompts file",
+        "display_name with a lone surrogate",
+        "poll_interval infinite",
+        "timeout NaN",
+        "explicit tuned_model_id reused by a new DAG run",
+        "API key outside Latin-1",
+        "base URL with text in the port",
+        "deeply nested keyfile_dict",
+        "deeply nested extra",
     ):
         assert required in names
 

@@ -186,7 +186,7 @@ def _run_seed(setup: DagTestSetup, seed: int) -> ChaosRun:
             home=home,
             dags_folder=setup.dags_folder,
             fernet_key=setup.fernet_key,
-            connection={"conn_type": "generative_language", "host": emulator.url, "password": API_KEY},
+            connection={"conn_type": "generativelanguage", "host": emulator.url, "password": API_KEY},
             extra_env=RUN_ENV,
             timeout=RUN_TIMEOUT,
             watch=emulator.watch,

@@ -199,7 +199,7 @@ def test_an_oauth_run_through_dag_test_leaks_no_oauth_secret(dag_test_setup):
                     sampler.errors.append(f"{type(err).__name__}: {err}")
 
             connection = {
-                "conn_type": "generative_language",
+                "conn_type": "generativelanguage",
                 "host": emulator.url,
                 "extra": {"auth_type": "authorized_user", "keyfile_dict": endpoint.authorized_user_info()},
             }

@@ -662,3 +662,53 @@ def test_import_pulls_in_only_the_standard_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "['airflow_provider_tuning']"
+
+
+# --- deeply nested JSON and lone surrogates ------------------------------------------------------------
+
+DEEP_LIST = "[" * 100_000 + "]" * 100_000
+DEEP_OBJECT = '{"a": ' * 100_000 + "1" + "}" * 100_000
+TOO_DEEP = "JSON nested too deeply"
+
+
+@pytest.mark.parametrize("text", [DEEP_LIST, '{"examples": ' + DEEP_LIST + "}"])
+def test_deeply_nested_inline_json_is_a_training_data_error(text: str) -> None:
+    error = error_of(load_examples, text)
+    assert str(error).startswith(f"inline JSON: {TOO_DEEP}")
+
+
+def test_a_deeply_nested_jsonl_line_names_the_file_and_line(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path, "deep.jsonl", jsonl(TWO) + DEEP_OBJECT + "\n")
+    error = error_of(load_examples, str(path))
+    assert (error.source, error.line) == (str(path), 3)
+    assert str(error) == f"{path}, line 3: {TOO_DEEP} (more levels of lists or objects than can be parsed)"
+
+
+@pytest.mark.parametrize(("name", "content"), [("deep.json", DEEP_LIST), ("deep.jsonl", DEEP_OBJECT + "\n")])
+def test_deeply_nested_prompt_files_are_training_data_errors(
+    tmp_path: pathlib.Path, name: str, content: str
+) -> None:
+    path = write(tmp_path, name, content)
+    error = error_of(load_prompts, str(path))
+    assert str(error).startswith(f"{path}")
+    assert TOO_DEEP in str(error)
+
+
+def test_a_lone_surrogate_in_a_jsonl_file_names_the_line_and_field(tmp_path: pathlib.Path) -> None:
+    # A JSON escape of half a surrogate pair parses, but it is not text: it cannot be sent as UTF-8.
+    path = write(tmp_path, "broken.jsonl", jsonl(TWO) + '{"text_input": "x", "output": "caf\\ud800"}\n')
+    error = error_of(load_examples, str(path))
+    assert (error.line, error.field) == (3, "output")
+    assert str(error) == (
+        f"{path}, line 3, field 'output': output contains a lone surrogate ('\\ud800' at character 3), "
+        "which is not valid Unicode text"
+    )
+
+
+def test_lone_surrogates_inline_and_in_prompts_are_training_data_errors() -> None:
+    error = error_of(load_examples, [*TWO, ["\udfff", "out"]])
+    assert (error.source, error.line, error.field) == ("inline", 3, "pair[0]")
+    assert "lone surrogate" in str(error)
+    error = error_of(load_prompts, ["fine", "bad \ud800"])
+    assert (error.line, error.field) == (2, "prompt")
+    assert "prompt contains a lone surrogate" in str(error)

@@ -219,7 +219,7 @@ def test_the_link_checker_finds_a_broken_file_and_anchor(tmp_path: Path) -> None
 def tuning_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     """A local tuning API for one test; the default connection points at it."""
     with Emulator(step_seconds=0.01, api_keys=["test-key"]) as emulator:
-        connection = {"conn_type": "generative_language", "host": emulator.url, "password": "test-key"}
+        connection = {"conn_type": "generativelanguage", "host": emulator.url, "password": "test-key"}
         monkeypatch.setenv("AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT", json.dumps(connection))
         yield emulator
 

@@ -90,7 +90,8 @@ def test_model_flow_success(api, hook):
     api.script(MODEL_PATH, tuned_model("CREATING"), tuned_model("ACTIVE", 38))
     status = wait_for_tuning(hook, MODEL, **FAST)
     assert status.succeeded
-    assert status.resource == tuned_model("ACTIVE", 38)
+    assert (status.tuned_model, status.completed_steps, status.epoch) == (MODEL, 38, 5)
+    assert status.resource == {}  # a wait keeps a summary; callers read the final resource once
 
 
 def test_failed_operation_raises_with_the_api_message(api, hook):
@@ -267,8 +268,9 @@ def test_emulator_operation_and_model_success(emulator, emu_hook):
     op = create_tuned_model(emulator.url, "wait-ok", examples=15, epochs=2)
     status = wait_for_tuning(emu_hook, op["name"], **FAST)
     assert status.succeeded
-    assert (status.completed_steps, status.total_steps, status.epoch) == (15, 15, 2)
-    assert status.resource["response"]["name"] == "tunedModels/wait-ok"
+    # partial polls: progress counters, no snapshots (the caller reads the final resource once)
+    assert (status.completed_steps, status.total_steps, status.tuned_model) == (15, 15, "tunedModels/wait-ok")
+    assert status.snapshots == ()
     again = wait_for_tuning(emu_hook, "wait-ok", **FAST)  # the model is ACTIVE by now
     assert again.succeeded
     assert again.operation is None

@@ -13,6 +13,7 @@ the fields a ``fields`` parameter selects, see :mod:`.partial`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any, NoReturn
 from urllib.parse import unquote_plus
@@ -148,7 +149,13 @@ def _json_response(
 def _selection(query: MultiMapping[str]) -> Selection | None:
     """The parsed ``fields`` system parameter (``None`` when absent or empty: the whole response)."""
     expression = query.get("fields", "")
-    return parse_fields(expression) if expression.strip() else None
+    return _parsed_fields(expression) if expression.strip() else None
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_fields(expression: str) -> Selection:
+    """:func:`parse_fields`, cached: a poller sends the same expression on every poll (never mutated)."""
+    return parse_fields(expression)
 
 
 def _shape(body: Any, selection: Selection | None, int_enums: bool) -> Any:

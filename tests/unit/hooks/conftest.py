@@ -81,7 +81,7 @@ def make_hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Generat
         **kwargs: Any,
     ) -> GenerativeLanguageHook:
         conn_id = f"glapi_test_{next(counter)}"
-        conn: dict[str, Any] = {"conn_type": "generative_language"}
+        conn: dict[str, Any] = {"conn_type": "generativelanguage"}
         if host is not None:
             conn["host"] = host
         if password is not None:

@@ -23,7 +23,7 @@ TOKEN_URI = "http://127.0.0.1:9/token"
 def conn(host=None, password=None, extra=None, port=None, conn_id="glapi"):
     return Connection(
         conn_id=conn_id,
-        conn_type="generative_language",
+        conn_type="generativelanguage",
         host=host,
         password=password,
         port=port,
@@ -146,12 +146,34 @@ def test_unknown_api_version():
     assert "v1, v1beta, v1beta3" in message
 
 
-def test_ui_prefixed_extra_keys_are_read():
-    settings = parse(
-        password="k-12345",
-        extra={"extra__generative_language__api_version": "v1beta3"},
-    )
+@pytest.mark.parametrize("conn_type", ["generativelanguage", "generative_language"])
+def test_ui_prefixed_extra_keys_are_read(conn_type):
+    """The form's prefix of this type, and of the type earlier builds used."""
+    settings = parse(password="k-12345", extra={f"extra__{conn_type}__api_version": "v1beta3"})
     assert settings.api_version == "v1beta3"
+
+
+def test_a_connection_of_the_earlier_type_still_works():
+    legacy = Connection(conn_id="old", conn_type="generative_language", password="k-12345")
+    assert ConnectionSettings.from_connection(legacy).auth_type == "api_key"
+
+
+def test_reading_the_connection_provokes_no_airflow_warning():
+    """Airflow stores every connection it reads as a URI (its secrets cache) and warns when the type
+    holds an '_'; the provider's type has none, so no task or trigger start logs that warning."""
+    import structlog.testing
+    from airflow.models.connection import Connection as StoredConnection
+
+    from airflow_provider_tuning.constants import CONN_TYPE, LEGACY_CONN_TYPE
+
+    def warnings_of(conn_type: str) -> list[str]:
+        with structlog.testing.capture_logs() as logs:
+            uri = StoredConnection(conn_id="c", conn_type=conn_type, host="http://127.0.0.1:1").get_uri()
+        assert uri.startswith(f"{conn_type.replace('_', '-')}://")
+        return [e["event"] for e in logs if "shall not contain" in str(e.get("event"))]
+
+    assert warnings_of(CONN_TYPE) == []
+    assert warnings_of(LEGACY_CONN_TYPE)  # control: the earlier type provokes it
 
 
 def test_extra_that_is_not_json():

@@ -339,11 +339,11 @@ def test_airflow_connection_test_reaches_the_hook(api_server, api_key, monkeypat
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_GLAPI_CLI_TEST",
-        json.dumps({"conn_type": "generative_language", "host": api_server.url, "password": api_key}),
+        json.dumps({"conn_type": "generativelanguage", "host": api_server.url, "password": api_key}),
     )
     api_server.replies.append(Reply(200, {"models": [{"name": "models/x"}]}))
     conn = Connection(
-        conn_id="glapi_cli_test", conn_type="generative_language", host=api_server.url, password=api_key
+        conn_id="glapi_cli_test", conn_type="generativelanguage", host=api_server.url, password=api_key
     )
     ok, message = conn.test_connection()
     assert ok is True, message

@@ -42,7 +42,7 @@ def test_schema_validation_would_catch_a_broken_config():
 
 def test_connection_type_declares_fields_and_behaviour():
     (conn_type,) = get_provider_info()["connection-types"]
-    assert conn_type["connection-type"] == "generative_language"
+    assert conn_type["connection-type"] == "generativelanguage"
     assert conn_type["hook-class-name"] == HOOK_CLASS
     fields = conn_type["conn-fields"]
     assert fields["keyfile_dict"]["schema"]["format"] == "password"
@@ -83,15 +83,15 @@ def test_providers_manager_registers_hook_widgets_and_behaviour():
     from airflow.providers_manager import ProvidersManager
     from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    hook_info = ProvidersManagerTaskRuntime().hooks["generative_language"]
+    hook_info = ProvidersManagerTaskRuntime().hooks["generativelanguage"]
     assert hook_info is not None
     assert hook_info.hook_class_name == HOOK_CLASS
     assert hook_info.connection_id_attribute_name == "conn_id"
     assert hook_info.hook_name == "Generative Language (tuning)"
     manager = ProvidersManager()
     widgets = manager.connection_form_widgets
-    assert widgets["extra__generative_language__keyfile_dict"].is_sensitive
-    assert not widgets["extra__generative_language__key_path"].is_sensitive
-    behaviour = manager.field_behaviours["generative_language"]
+    assert widgets["extra__generativelanguage__keyfile_dict"].is_sensitive
+    assert not widgets["extra__generativelanguage__key_path"].is_sensitive
+    behaviour = manager.field_behaviours["generativelanguage"]
     assert "login" in behaviour["hidden_fields"]
-    assert behaviour["placeholders"]["extra__generative_language__api_version"] == "v1beta"
+    assert behaviour["placeholders"]["extra__generativelanguage__api_version"] == "v1beta"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 
 import pytest
 import requests
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_tuning.exceptions import (
     EvaluationBelowThresholdError,
@@ -135,17 +137,17 @@ def make(cls=GenerateContentOperator, hook: FakeHook | None = None, **kwargs):
 @pytest.mark.parametrize(
     ("cls", "kwargs", "message"),
     [
-        (GenerateContentOperator, {"temperature": 2.1}, r"temperature must be in \[0, 2\]"),
-        (GenerateTextOperator, {"temperature": 1.5}, r"temperature must be in \[0, 1\]"),
-        (GenerateContentOperator, {"temperature": "hot"}, "temperature must be a number"),
-        (GenerateContentOperator, {"temperature": True}, "temperature must be a number"),
+        (GenerateContentOperator, {"temperature": 2.1}, "temperature must be >= 0 and <= 2, got 2.1"),
+        (GenerateTextOperator, {"temperature": 1.5}, "temperature must be >= 0 and <= 1, got 1.5"),
+        (GenerateContentOperator, {"temperature": "hot"}, "temperature must be a finite number"),
+        (GenerateContentOperator, {"temperature": True}, "temperature must be a finite number"),
         (GenerateContentOperator, {"temperature": float("nan")}, "finite"),
-        (GenerateContentOperator, {"candidate_count": 0}, r"candidate_count must be in \[1, 8\]"),
-        (GenerateTextOperator, {"candidate_count": 9}, r"candidate_count must be in \[1, 8\]"),
-        (GenerateTextOperator, {"candidate_count": 1.5}, "candidate_count must be an integer"),
-        (GenerateContentOperator, {"top_p": 1.2}, r"top_p must be in \[0, 1\]"),
-        (GenerateContentOperator, {"top_k": 0}, "top_k must be >= 1"),
-        (GenerateContentOperator, {"max_output_tokens": 0}, "max_output_tokens must be >= 1"),
+        (GenerateContentOperator, {"candidate_count": 0}, "candidate_count must be a positive integer"),
+        (GenerateTextOperator, {"candidate_count": 9}, "candidate_count must be at most 8, got 9"),
+        (GenerateTextOperator, {"candidate_count": 1.5}, "candidate_count must be a positive integer"),
+        (GenerateContentOperator, {"top_p": 1.2}, "top_p must be >= 0 and <= 1"),
+        (GenerateContentOperator, {"top_k": 0}, "top_k must be a positive integer"),
+        (GenerateContentOperator, {"max_output_tokens": 0}, "max_output_tokens must be a positive integer"),
         (GenerateContentOperator, {"stop_sequences": ["a"] * 6}, "at most 5 sequences, got 6"),
         (GenerateContentOperator, {"stop_sequences": ["a", ""]}, r"stop_sequences\[1\] must be a non-empty"),
         (
@@ -189,10 +191,10 @@ def make(cls=GenerateContentOperator, hook: FakeHook | None = None, **kwargs):
         ),
         (
             GenerateContentOperator,
-            {"model": "gemini-1.5-flash"},
-            "model must be 'tunedModels/<id>' or 'models/<id>'",
+            {"model": "gemini-1.5-flash/x"},
+            "model must be 'models/<id>', 'tunedModels/<id>' or '<id>'",
         ),
-        (GenerateContentOperator, {"model": "tunedModels/a/b"}, "is not a valid model name"),
+        (GenerateContentOperator, {"model": "tunedModels/a/b"}, "got 'tunedModels/a/b'"),
         (GenerateContentOperator, {"api_version": "v1beta3"}, "does not serve"),
         (GenerateTextOperator, {"api_version": "v1"}, "does not serve"),
         (
@@ -207,14 +209,25 @@ def make(cls=GenerateContentOperator, hook: FakeHook | None = None, **kwargs):
             "more than max_prompt_chars=10",
         ),
         (GenerateContentOperator, {"prompts": {"prompt": "1"}}, "not a mapping"),
+        (GenerateContentOperator, {"prompts": "one \ud800"}, "prompts contains a lone surrogate"),
+        (
+            GenerateTextOperator,
+            {"prompts": ["1", "\udfff"]},
+            "item 2, field 'prompt': prompt contains a lone",
+        ),
+        (GenerateContentOperator, {"system_instruction": "\ud800"}, "system_instruction contains a lone"),
+        (GenerateContentOperator, {"stop_sequences": ["\ud800"]}, r"stop_sequences\[0\] contains a lone"),
+        (GenerateContentOperator, {"prompts": "[" * 100_000 + "]" * 100_000}, "JSON nested too deeply"),
         (GenerateContentOperator, {"min_score": 0.5}, "no prompt has an expected output"),
     ],
 )
 def test_invalid_settings_fail_before_any_call(cls, kwargs, message):
     kwargs.setdefault("prompts", ["1", "2"])
     op, hook = make(cls, **kwargs)
-    with pytest.raises(InvalidInputError, match=message):
+    with pytest.raises(AirflowFailException) as info:  # input errors fail without retry
         op.execute({})
+    assert isinstance(info.value.__cause__, (InvalidInputError, TrainingDataError))
+    assert re.search(message, str(info.value.__cause__))
     assert hook.calls == []
     assert op.hooks_made == []  # not even a hook (so no connection lookup) was made
 
@@ -223,9 +236,10 @@ def test_bad_prompt_data_fails_before_any_call(tmp_path):
     bad = tmp_path / "prompts.jsonl"
     bad.write_text('{"prompt": "1"}\n{"prompt": ""}\n{oops\n', encoding="utf-8")
     op, hook = make(prompts=str(bad))
-    with pytest.raises(TrainingDataError, match=r"prompts\.jsonl") as info:
+    with pytest.raises(AirflowFailException, match=r"prompts\.jsonl") as info:
         op.execute({})
-    assert info.value.line == 2
+    assert isinstance(info.value.__cause__, TrainingDataError)
+    assert info.value.__cause__.line == 2
     assert hook.calls == []
     assert op.hooks_made == []
 
@@ -233,9 +247,9 @@ def test_bad_prompt_data_fails_before_any_call(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"concurrency": 0}, "concurrency must be >= 1"),
-        ({"requests_per_minute": 0}, "requests_per_minute must be >= 1"),
-        ({"min_score": 1.5}, r"min_score must be in \[0, 1\]"),
+        ({"concurrency": 0}, "concurrency must be a positive integer, got 0"),
+        ({"requests_per_minute": 0}, "requests_per_minute must be a positive integer, got 0"),
+        ({"min_score": 1.5}, "min_score must be >= 0 and <= 1, got 1.5"),
         ({"min_score_metric": "bleu"}, "min_score_metric must be one of"),
         ({"prompts_kind": "file"}, "prompts_kind must be"),
     ],
@@ -323,17 +337,18 @@ def test_base_models_are_not_state_checked():
     assert len(hook.calls) == 1
 
 
-@pytest.mark.parametrize(
-    ("state", "error", "message"),
-    [
-        ("CREATING", InvalidInputError, "is CREATING, not ACTIVE"),
-        ("FAILED", TuningFailedError, "FAILED"),
-    ],
-)
-def test_a_model_that_is_not_active_fails_before_generating(state, error, message):
-    op, hook = make(prompts=["1", "2"], hook=FakeHook(state=state))
-    with pytest.raises(error, match=message):
+def test_a_creating_model_fails_before_generating_and_may_be_retried():
+    op, hook = make(prompts=["1", "2"], hook=FakeHook(state="CREATING"))
+    with pytest.raises(InvalidInputError, match="is CREATING, not ACTIVE"):  # a retry may find it ACTIVE
         op.execute({})
+    assert hook.calls == []
+
+
+def test_a_failed_model_fails_before_generating_without_retry():
+    op, hook = make(prompts=["1", "2"], hook=FakeHook(state="FAILED"))
+    with pytest.raises(AirflowFailException, match="FAILED") as info:  # it stays FAILED
+        op.execute({})
+    assert type(info.value.__cause__) is TuningFailedError
     assert hook.calls == []
 
 
@@ -500,8 +515,9 @@ def test_prompts_kind_overrides_the_guess(tmp_path):
     op.execute({})
     assert hook.calls[0]["contents"][0]["parts"][0]["text"] == "prompts.jsonl"
     op, _ = make(prompts="LXIII", prompts_kind="source")
-    with pytest.raises(TrainingDataError, match="unsupported file type"):
+    with pytest.raises(AirflowFailException, match="unsupported file type") as info:
         op.execute({})
+    assert isinstance(info.value.__cause__, TrainingDataError)
 
 
 def test_prompts_from_a_csv_with_expected_outputs(tmp_path):
@@ -601,7 +617,7 @@ def test_the_return_value_is_plain_json():
 def test_rendered_templates_are_validated_and_used(tmp_path):
     op, hook = make(
         model="tunedModels/{{ params.model_id }}",
-        prompts=[{"prompt": "{{ params.prompt }}"}],
+        prompts="{{ params.prompt }}",  # a single prompt is rendered (a list is inline data, never)
         temperature="{{ params.temperature }}",
         candidate_count="{{ params.n }}",
         output_uri=f"file://{tmp_path}/{{{{ run_id }}}}.jsonl",
@@ -672,9 +688,7 @@ def _real_hook(monkeypatch, **kwargs):
     """The operator's own hook (not the fake), on a connection that is never called."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT",
-        json.dumps(
-            {"conn_type": "generative_language", "host": "http://127.0.0.1:9", "password": "k-123456"}
-        ),
+        json.dumps({"conn_type": "generativelanguage", "host": "http://127.0.0.1:9", "password": "k-123456"}),
     )
     op = GenerateContentOperator(task_id="generate", model="tunedModels/m", prompts="1", **kwargs)
     op._limiter = op.make_limiter()

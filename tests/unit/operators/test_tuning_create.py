@@ -75,11 +75,13 @@ class FakeHook:
         base_model: str = "models/gemini-1.5-flash-001-tuning",
         error: str | None = None,
         with_operation: bool = True,
+        description: str | None = None,
     ) -> str:
         name = f"tunedModels/{model_id}"
         model = {
             "name": name,
             "baseModel": base_model,
+            "description": description,
             "state": state,
             "createTime": "2024-05-01T10:00:00Z",
             "tuningTask": {"startTime": "2024-05-01T10:00:00Z"},
@@ -129,6 +131,7 @@ class FakeHook:
             "name": name,
             "baseModel": tuned_model["baseModel"],
             "displayName": tuned_model.get("displayName"),
+            "description": tuned_model.get("description"),
             "state": "CREATING",
             "createTime": "2024-05-01T10:00:00Z",
             "tuningTask": {"startTime": "2024-05-01T10:00:00Z"},
@@ -201,6 +204,11 @@ def make_operator(fake: FakeHook | None, monkeypatch, **kwargs: Any) -> CreateTu
 
 def expected_id(context: dict[str, Any]) -> str:
     return CreateTunedModelOperator.default_tuned_model_id(context)
+
+
+def ours(context: dict[str, Any], **kwargs: Any) -> str:
+    """The description (with its provenance marker) that make_operator(**kwargs) sends in ``context``."""
+    return make_operator(None, None, **kwargs).build_request(context).body["description"]
 
 
 # --- create and wait ---------------------------------------------------------------------------------
@@ -294,13 +302,22 @@ def test_wait_for_completion_false_returns_right_after_create_with_the_operation
     assert list(context["outlet_events"]) == []  # no asset event for an unfinished model
 
 
-def test_a_failed_job_raises_tuning_failed_with_the_api_message(monkeypatch):
+def test_a_failed_job_fails_without_retry_with_the_api_message(monkeypatch):
     fake = FakeHook(fail_with="Training data has fewer than 4 examples.")
     op = make_operator(fake, monkeypatch)
-    with pytest.raises(TuningFailedError, match="fewer than 4 examples") as info:
+    with pytest.raises(AirflowFailException, match="fewer than 4 examples") as info:
         op.execute(make_context())
-    assert info.value.api_message == "Training data has fewer than 4 examples."
-    assert info.value.code == 3
+    cause = info.value.__cause__
+    assert isinstance(cause, TuningFailedError)
+    assert cause.api_message == "Training data has fewer than 4 examples."
+    assert cause.code == 3
+
+
+def test_a_failed_job_is_retried_when_a_retry_may_recreate_it(monkeypatch):
+    fake = FakeHook(fail_with="Training data has fewer than 4 examples.")
+    op = make_operator(fake, monkeypatch, recreate_on_failure=True)
+    with pytest.raises(TuningFailedError, match="fewer than 4 examples"):
+        op.execute(make_context())
 
 
 # --- the 409 reattach paths ----------------------------------------------------------------------------
@@ -326,7 +343,7 @@ def test_retry_after_a_crash_reattaches_to_the_creating_model_and_never_duplicat
 def test_reattach_to_a_creating_model_without_listed_operation_polls_the_model(monkeypatch):
     fake = FakeHook()
     context = make_context()
-    name = fake.seed(expected_id(context), "CREATING", with_operation=False)
+    name = fake.seed(expected_id(context), "CREATING", with_operation=False, description=ours(context))
     op = make_operator(fake, monkeypatch, deferrable=True)
     with pytest.raises(TaskDeferred) as info:
         op.execute(context)
@@ -338,7 +355,7 @@ def test_reattach_to_a_creating_model_without_listed_operation_polls_the_model(m
 def test_reattach_to_an_active_model_is_done_without_waiting(monkeypatch):
     fake = FakeHook()
     context = make_context(try_number=3)
-    name = fake.seed(expected_id(context), "ACTIVE")
+    name = fake.seed(expected_id(context), "ACTIVE", description=ours(context))
     op = make_operator(fake, monkeypatch, deferrable=True)  # would defer if it waited
     result = op.execute(context)
     assert result["tuned_model"] == name
@@ -352,12 +369,15 @@ def test_reattach_to_an_active_model_is_done_without_waiting(monkeypatch):
 def test_reattach_to_a_failed_model_fails_with_the_operation_error(monkeypatch):
     fake = FakeHook(fail_code=9)
     context = make_context(try_number=2)
-    name = fake.seed(expected_id(context), "FAILED", error="Tuning job ran out of quota.")
+    name = fake.seed(
+        expected_id(context), "FAILED", error="Tuning job ran out of quota.", description=ours(context)
+    )
     op = make_operator(fake, monkeypatch)
-    with pytest.raises(TuningFailedError, match="ran out of quota") as info:
+    with pytest.raises(AirflowFailException, match="ran out of quota") as info:
         op.execute(context)
-    assert info.value.tuned_model == name
-    assert info.value.code == 9
+    assert isinstance(info.value.__cause__, TuningFailedError)
+    assert info.value.__cause__.tuned_model == name
+    assert info.value.__cause__.code == 9
     assert len(fake.models) == 1
 
 
@@ -365,9 +385,9 @@ def test_recreate_on_failure_creates_under_the_next_deterministic_id(monkeypatch
     fake = FakeHook()
     context = make_context(try_number=2)
     base = expected_id(context)
-    fake.seed(base, "FAILED", error="boom")
+    fake.seed(base, "FAILED", error="boom", description=ours(context))
     r2, r3 = recreated_tuned_model_id(base, 2), recreated_tuned_model_id(base, 3)
-    fake.seed(r2, "FAILED", error="boom again")
+    fake.seed(r2, "FAILED", error="boom again", description=ours(context))
     op = make_operator(fake, monkeypatch, recreate_on_failure=True)
     result = op.execute(context)
     assert result["tuned_model"] == f"tunedModels/{r3}"
@@ -387,7 +407,9 @@ def test_an_id_taken_by_another_base_model_is_an_input_error(monkeypatch):
     fake = FakeHook()
     fake.seed("my-model", "ACTIVE", base_model="models/text-bison-001")
     op = make_operator(fake, monkeypatch, tuned_model_id="my-model")
-    with pytest.raises(AirflowFailException, match="taken by a model of models/text-bison-001") as info:
+    with pytest.raises(
+        AirflowFailException, match="it is a model of models/text-bison-001, not models/gemini"
+    ) as info:
         op.execute(make_context())
     assert isinstance(info.value.__cause__, InvalidInputError)
 
@@ -497,21 +519,33 @@ def test_execute_complete_raises_the_outcome(monkeypatch, event, error, match):
     fake = FakeHook()
     op = make_operator(fake, monkeypatch, deferrable=True)
     context = make_context()
-    with pytest.raises(error, match=match):
+    # A failed job fails without retry (a retry would meet the same FAILED model); the rest is retried.
+    raised = AirflowFailException if issubclass(error, TuningFailedError) else error
+    with pytest.raises(raised, match=match) as info:
         op.execute_complete(context, event, tuned_model="tunedModels/m", api_version="v1beta")
+    assert type(info.value.__cause__ if raised is AirflowFailException else info.value) is error
     assert fake.calls == []
     assert list(context["outlet_events"]) == []
 
 
 def test_execute_complete_failed_is_exactly_tuning_failed_not_cancelled(monkeypatch):
     op = make_operator(FakeHook(), monkeypatch)
-    with pytest.raises(TuningFailedError) as info:
+    with pytest.raises(AirflowFailException) as info:
         op.execute_complete(
             make_context(),
             {"status": "failed", "tuned_model": "tunedModels/m", "message": "Loss diverged.", "code": 13},
         )
-    assert type(info.value) is TuningFailedError
-    assert info.value.api_message == "Loss diverged."
+    assert type(info.value.__cause__) is TuningFailedError
+    assert info.value.__cause__.api_message == "Loss diverged."
+
+
+def test_execute_complete_failed_is_retried_when_a_retry_may_recreate(monkeypatch):
+    op = make_operator(FakeHook(), monkeypatch, recreate_on_failure=True)
+    with pytest.raises(TuningFailedError, match="Loss diverged"):
+        op.execute_complete(
+            make_context(),
+            {"status": "failed", "tuned_model": "tunedModels/m", "message": "Loss diverged.", "code": 13},
+        )
 
 
 # --- no secrets in arguments or template fields ---------------------------------------------------------

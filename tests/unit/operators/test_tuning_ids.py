@@ -8,12 +8,17 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_provider_tuning.operators._ids import (
-    TUNED_MODEL_ID_PATTERN,
+    Provenance,
     default_tuned_model_id,
-    is_valid_tuned_model_id,
     recreated_tuned_model_id,
 )
 from airflow_provider_tuning.operators.tuning import CreateTunedModelOperator
+from airflow_provider_tuning.validation import TUNED_MODEL_ID_PATTERN
+
+
+def is_valid_tuned_model_id(value: str) -> bool:
+    return TUNED_MODEL_ID_PATTERN.fullmatch(value) is not None
+
 
 API_RULE = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 
@@ -99,3 +104,47 @@ def test_id_rule_rejects(bad):
 @pytest.mark.parametrize("good", ["a", "ab", "a1", "a-b-c", "a" * 40])
 def test_id_rule_accepts(good):
     assert is_valid_tuned_model_id(good)
+
+
+# --- provenance markers ----------------------------------------------------------------------------------
+
+BODY = {
+    "baseModel": "models/gemini-1.5-flash-001-tuning",
+    "displayName": "numbers",
+    "temperature": 0.5,
+    "tuningTask": {
+        "trainingData": {"examples": {"examples": [{"textInput": "1", "output": "2"}]}},
+        "hyperparameters": {"epochCount": 3},
+    },
+}
+TI = ("dag", "task", "run-1", -1)
+
+
+def test_the_marker_round_trips_through_the_description():
+    ours = Provenance.of(*TI, "v1beta", BODY)
+    assert re.fullmatch(r"\[airflow ti=[0-9a-f]{12} req=[0-9a-f]{12}\]", ours.marker)
+    assert ours.describe(None) == ours.marker
+    assert ours.describe("  ") == ours.marker
+    assert ours.describe("adds one ") == f"adds one {ours.marker}"
+    assert Provenance.parse(ours.describe("adds one")) == ours
+    assert Provenance.parse(ours.describe("adds one") + "\n") == ours
+    for description in (None, "", "adds one", f"{ours.marker} and then some text", 7):
+        assert Provenance.parse(description) is None
+
+
+def test_the_request_hash_covers_what_is_trained_not_what_can_be_updated():
+    ours = Provenance.of(*TI, "v1beta", BODY)
+    renamed = {**BODY, "displayName": "other", "temperature": 0.1, "description": "x"}
+    assert Provenance.of(*TI, "v1beta", renamed) == ours
+    other_data = {
+        **BODY,
+        "tuningTask": {**BODY["tuningTask"], "trainingData": {"examples": {"examples": []}}},
+    }
+    other_epochs = {**BODY, "tuningTask": {**BODY["tuningTask"], "hyperparameters": {"epochCount": 4}}}
+    for body, version in ((other_data, "v1beta"), (other_epochs, "v1beta"), (BODY, "v1beta3")):
+        changed = Provenance.of(*TI, version, body)
+        assert changed.task_instance == ours.task_instance
+        assert changed.request != ours.request
+    for ti in (("dag", "task", "run-2", -1), ("dag", "task", "run-1", 0), ("dag2", "task", "run-1", -1)):
+        moved = Provenance.of(*ti, "v1beta", BODY)
+        assert (moved.task_instance != ours.task_instance, moved.request) == (True, ours.request)

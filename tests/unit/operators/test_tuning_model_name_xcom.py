@@ -8,7 +8,7 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from airflow_provider_tuning.exceptions import TuningFailedError
 from airflow_provider_tuning.operators.tuning import TUNED_MODEL_XCOM_KEY
-from tests.unit.operators.test_tuning_create import FakeHook, expected_id, make_context, make_operator
+from tests.unit.operators.test_tuning_create import FakeHook, expected_id, make_context, make_operator, ours
 
 
 def test_the_key_is_tuned_model():
@@ -28,25 +28,29 @@ def test_the_name_is_in_xcom_when_the_job_fails_during_the_wait(monkeypatch):
     fake = FakeHook(fail_with="Tuning diverged.")
     op = make_operator(fake, monkeypatch)
     context = make_context()
-    with pytest.raises(TuningFailedError, match="diverged"):
+    with pytest.raises(AirflowFailException, match="diverged") as info:
         op.execute(context)
+    assert isinstance(info.value.__cause__, TuningFailedError)
     assert context["ti"].xcoms[TUNED_MODEL_XCOM_KEY] == f"tunedModels/{expected_id(context)}"
 
 
 def test_a_retry_that_reattaches_to_a_failed_model_pushes_its_name_before_failing(monkeypatch):
     fake = FakeHook()
     context = make_context(try_number=2)
-    name = fake.seed(expected_id(context), "FAILED", error="Tuning job ran out of quota.")
+    name = fake.seed(
+        expected_id(context), "FAILED", error="Tuning job ran out of quota.", description=ours(context)
+    )
     op = make_operator(fake, monkeypatch)
-    with pytest.raises(TuningFailedError):
+    with pytest.raises(AirflowFailException) as info:
         op.execute(context)
+    assert isinstance(info.value.__cause__, TuningFailedError)
     assert context["ti"].xcoms[TUNED_MODEL_XCOM_KEY] == name
 
 
 def test_a_reattach_to_an_active_model_pushes_its_name(monkeypatch):
     fake = FakeHook()
     context = make_context(try_number=3)
-    name = fake.seed(expected_id(context), "ACTIVE")
+    name = fake.seed(expected_id(context), "ACTIVE", description=ours(context))
     op = make_operator(fake, monkeypatch)
     assert op.execute(context)["tuned_model"] == name
     assert context["ti"].xcoms[TUNED_MODEL_XCOM_KEY] == name

@@ -10,6 +10,7 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
+from airflow_provider_tuning import validation
 from airflow_provider_tuning.exceptions import InvalidInputError, TrainingDataError
 from airflow_provider_tuning.operators import _validation as check
 from airflow_provider_tuning.operators.tuning import CreateTunedModelOperator
@@ -62,16 +63,19 @@ CASES = [
     ({"epoch_count": 2.5}, InvalidInputError, "epoch_count must be a positive integer, got 2.5"),
     ({"epoch_count": True}, InvalidInputError, "epoch_count must be a positive integer, got True"),
     ({"batch_size": "four"}, InvalidInputError, "batch_size must be a positive integer, got 'four'"),
-    ({"learning_rate": 0}, InvalidInputError, "learning_rate must be > 0.0, got 0"),
-    ({"learning_rate": "fast"}, InvalidInputError, "learning_rate must be a number, got 'fast'"),
-    ({"learning_rate": float("nan")}, InvalidInputError, "learning_rate must be a number"),
-    ({"learning_rate_multiplier": -1}, InvalidInputError, "learning_rate_multiplier must be > 0.0"),
-    ({"temperature": 1.5}, InvalidInputError, r"temperature must be >= 0.0 and <= 1.0, got 1.5"),
-    ({"top_p": -0.1}, InvalidInputError, "top_p must be >= 0.0"),
+    ({"learning_rate": 0}, InvalidInputError, "learning_rate must be > 0, got 0"),
+    ({"learning_rate": "fast"}, InvalidInputError, "learning_rate must be a finite number, got 'fast'"),
+    ({"learning_rate": float("nan")}, InvalidInputError, "learning_rate must be a finite number"),
+    ({"learning_rate_multiplier": -1}, InvalidInputError, "learning_rate_multiplier must be > 0"),
+    ({"temperature": 1.5}, InvalidInputError, "temperature must be >= 0 and <= 1, got 1.5"),
+    ({"top_p": -0.1}, InvalidInputError, "top_p must be >= 0"),
     ({"top_k": 0}, InvalidInputError, "top_k must be a positive integer, got 0"),
     ({"display_name": "x" * 41}, InvalidInputError, "display_name must be at most 40 characters, got 41"),
-    ({"display_name": 7}, InvalidInputError, "display_name must be a non-empty string"),
+    ({"display_name": 7}, InvalidInputError, "display_name must be a string, got 7"),
+    ({"display_name": "  "}, InvalidInputError, "display_name must be a non-empty string"),
     ({"description": ["x"]}, InvalidInputError, "description must be a string"),
+    ({"display_name": "a\ud800"}, InvalidInputError, "display_name contains a lone surrogate"),
+    ({"description": "\udc00 tail"}, InvalidInputError, "description contains a lone surrogate"),
     ({"tuned_model_id": "Bad_ID"}, InvalidInputError, "tuned_model_id 'Bad_ID' is invalid"),
     ({"tuned_model_id": "a" * 41}, InvalidInputError, "is invalid: at most 40 characters"),
     ({"tuned_model_id": "ends-with-"}, InvalidInputError, "is invalid"),
@@ -129,9 +133,13 @@ def test_column_mapping_is_applied(monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"poll_interval": 0}, "poll_interval must be a positive number"),
-        ({"timeout": -5}, "timeout must be a positive number"),
-        ({"max_consecutive_failures": 0}, "max_consecutive_failures must be an integer >= 1"),
+        ({"poll_interval": 0}, "poll_interval must be > 0, got 0"),
+        ({"timeout": -5}, "timeout must be > 0, got -5"),
+        ({"max_consecutive_failures": 0}, "max_consecutive_failures must be a positive integer, got 0"),
+        ({"poll_interval": float("inf")}, "poll_interval must be a finite number, got inf"),
+        ({"timeout": float("nan")}, "timeout must be a finite number, got nan"),
+        ({"timeout": "forever"}, "timeout must be a finite number, got 'forever'"),
+        ({"max_consecutive_failures": 2.5}, "max_consecutive_failures must be a positive integer, got 2.5"),
     ],
 )
 def test_wait_settings_are_checked_when_the_dag_is_parsed(kwargs, match):
@@ -141,12 +149,12 @@ def test_wait_settings_are_checked_when_the_dag_is_parsed(kwargs, match):
 
 @pytest.mark.parametrize(("value", "expected"), [(3, 3), ("3", 3), (" 12 ", 12), ("+4", 4)])
 def test_positive_int_accepts_rendered_templates(value, expected):
-    assert check.to_positive_int("epoch_count", value) == expected
+    assert validation.positive_int("epoch_count", value) == expected
 
 
 @pytest.mark.parametrize(("value", "expected"), [(0.5, 0.5), ("0.25", 0.25), (1, 1.0), ("1e-3", 0.001)])
 def test_float_accepts_rendered_templates(value, expected):
-    assert check.to_float("learning_rate", value) == expected
+    assert validation.number("learning_rate", value, minimum=0.0, exclusive_minimum=True) == expected
 
 
 @pytest.mark.parametrize(
@@ -159,8 +167,8 @@ def test_float_accepts_rendered_templates(value, expected):
     ],
 )
 def test_api_version_default_follows_the_base_model(base_model, version):
-    assert check.resolve_api_version(check.normalize_base_model(base_model), None) == version
-    assert check.resolve_api_version(check.normalize_base_model(base_model), "v1beta") == "v1beta"
+    assert check.resolve_api_version(validation.base_model_name(base_model), None) == version
+    assert check.resolve_api_version(validation.base_model_name(base_model), "v1beta") == "v1beta"
 
 
 def test_wait_settings_default_to_the_provider_config(monkeypatch):

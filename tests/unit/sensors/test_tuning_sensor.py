@@ -147,6 +147,28 @@ def test_transient_poke_failures_are_tolerated_up_to_the_limit(api):
         sensor.poke({})  # third failure in a row
 
 
+def test_reschedule_mode_gives_up_on_persistent_errors(api, monkeypatch):
+    """Each reschedule is a new instance that remembers nothing: the budget is spent within a poke."""
+    api.script(MODEL_PATH, error(503, "UNAVAILABLE", "unavailable"))
+    sleeps: list[float] = []
+    monkeypatch.setattr(time, "sleep", sleeps.append)
+    for _ in range(3):  # the task comes back again and again: every poke ends in the error
+        sensor = make_sensor(tuned_model_name=MODEL, mode="reschedule", max_consecutive_failures=4)
+        with pytest.raises(ServerError, match="unavailable"):
+            sensor.poke({})
+    assert len(api.seen(MODEL_PATH)) == 3 * 4
+    assert len(sleeps) == 3 * 3  # the policy's backoff between the polls of one poke
+
+
+def test_reschedule_mode_recovers_within_a_poke(api, monkeypatch):
+    unavailable = error(503, "UNAVAILABLE", "unavailable")
+    api.script(MODEL_PATH, unavailable, unavailable, tuned_model("CREATING"))
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    sensor = make_sensor(tuned_model_name=MODEL, mode="reschedule", max_consecutive_failures=3)
+    assert sensor.poke({}) is False
+    assert len(api.seen(MODEL_PATH)) == 3
+
+
 def test_404_fails_at_once(api):
     api.script(MODEL_PATH, error(404, "NOT_FOUND", f"Tuned model {MODEL} not found."))
     with pytest.raises(NotFoundError, match="not found"):
@@ -172,6 +194,8 @@ def test_deferrable_defers_with_an_absolute_deadline_then_completes(api):
     _, kwargs = trigger.serialize()
     assert (kwargs["conn_id"], kwargs["name"], kwargs["poll_interval"]) == (CONN_ID, OP, 0.01)
     assert before + 600 <= kwargs["deadline"] <= after + 600
+    assert deferred.timeout is not None  # a backstop after the trigger's own deadline
+    assert deferred.timeout.total_seconds() > 600
     assert len(api.seen(OP_PATH)) == 1  # one check before deferring
 
     event = run_trigger(trigger)

@@ -372,7 +372,7 @@ async def test_missing_connection_yields_an_error_event(monkeypatch: pytest.Monk
 async def test_bad_connection_yields_an_error_event_without_the_secret(monkeypatch: pytest.MonkeyPatch):
     secret = "do-not-leak-this-key-42"
     conn = json.dumps(
-        {"conn_type": "generative_language", "host": "http://api.example.com", "password": secret}
+        {"conn_type": "generativelanguage", "host": "http://api.example.com", "password": secret}
     )
     set_connection(monkeypatch, "tuning_plain_http", conn)
     [event] = await run_trigger(TuningOperationTrigger(conn_id="tuning_plain_http", name=OP, **FAST))

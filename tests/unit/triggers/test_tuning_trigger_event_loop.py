@@ -17,12 +17,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tuning_loopback import OP, OP_PATH, Reply, ScriptedApi, error, operation, set_connection
+from tuning_loopback import (
+    OP,
+    OP_PATH,
+    Reply,
+    ScriptedApi,
+    api_key_connection,
+    create_tuned_model,
+    error,
+    operation,
+    set_connection,
+)
 
 from airflow_provider_tuning.triggers.tuning import TuningOperationTrigger
 
@@ -44,12 +57,12 @@ def fresh_secrets_masker() -> Iterator[None]:
         masker.patterns, masker.replacer = saved
 
 
-def run_in_debug_loop(coro_factory: Any) -> Any:
-    """Run ``coro_factory()`` on a new event loop in debug mode with a 20 ms slow-callback limit."""
+def run_in_debug_loop(coro_factory: Any, slow: float = SLOW) -> Any:
+    """Run ``coro_factory()`` on a new event loop in debug mode with a ``slow`` (20 ms) callback limit."""
     loop = asyncio.new_event_loop()
     try:
         loop.set_debug(True)
-        loop.slow_callback_duration = SLOW
+        loop.slow_callback_duration = slow
         return loop.run_until_complete(asyncio.wait_for(coro_factory(), 20))
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())
@@ -119,7 +132,7 @@ def test_oauth_trigger_refreshes_tokens_off_the_loop(
         "token_uri": f"{api.url}/token",
     }
     conn = {
-        "conn_type": "generative_language",
+        "conn_type": "generativelanguage",
         "host": api.url,
         "extra": {"keyfile_dict": keyfile, "quota_project_id": "loopback-project"},
     }
@@ -143,3 +156,68 @@ def test_oauth_trigger_refreshes_tokens_off_the_loop(
     serialized = json.dumps(trigger.serialize()) + json.dumps(events)
     assert CLIENT_SECRET not in serialized
     assert REFRESH_TOKEN not in serialized
+
+
+BIG_JOB_STEPS = 10_000
+#: The longest step a 10,000-step job may hold the loop for (the project's goal for this size).
+BIG_JOB_SLOW = 0.05
+
+
+@pytest.fixture
+def emulator_process() -> Iterator[str]:
+    """The emulator CLI in a subprocess (its own GIL): jobs of 0.1 ms per step, any API key."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuning_api_emulator", "--port", "0", "--step-seconds", "0.0001"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = ""
+        for line in proc.stdout:
+            found = re.search(r"http://127\.0\.0\.1:\d+", line)
+            if found:
+                url = found.group(0)
+                break
+        assert url, "the emulator did not start"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_10000_step_job_never_holds_the_loop_and_its_event_stays_small(
+    emulator_process: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """The emulator holds a finished job of 10,000 snapshots; the trigger asks only for state and
+    progress counters, so no poll holds the loop and the event is a summary."""
+    set_connection(monkeypatch, "tuning_big_job", api_key_connection("tuning_big_job", emulator_process))
+    op = create_tuned_model(emulator_process, "big-job", examples=100, epochs=100, batch=1)
+    assert op["metadata"]["totalSteps"] == BIG_JOB_STEPS
+    time.sleep(1.5)  # 10,000 steps of 0.1 ms: the job is done with every snapshot
+    trigger = TuningOperationTrigger(conn_id="tuning_big_job", name=op["name"], poll_interval=0.01)
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    [event] = run_in_debug_loop(lambda: _events(trigger), slow=BIG_JOB_SLOW)
+    assert event["status"] == "success"
+    assert event["summary"]["completed_steps"] == BIG_JOB_STEPS
+    assert len(json.dumps(event)) < 4096  # Airflow stores it in its database and prints it in the log
+    assert slow_callback_warnings(caplog) == []
+
+
+def test_a_server_that_ignores_fields_still_yields_a_small_event(api: ScriptedApi, conn_id: str):
+    """Every snapshot arrives (about 2 MB); it is parsed off the loop and the event stays a summary."""
+    api.script(OP_PATH, operation(BIG_JOB_STEPS, total=BIG_JOB_STEPS, done=True))
+    [event] = run_in_debug_loop(lambda: _events(TuningOperationTrigger(conn_id=conn_id, name=OP)))
+    assert event["status"] == "success"
+    assert event["summary"]["completed_steps"] == BIG_JOB_STEPS
+    assert len(json.dumps(event)) < 4096
+
+
+def test_a_failed_10000_step_job_yields_a_small_event(api: ScriptedApi, conn_id: str):
+    message = "Tuning failed: " + "x" * 20_000  # even an enormous API message is cut
+    api.script(OP_PATH, operation(BIG_JOB_STEPS, total=BIG_JOB_STEPS, error={"code": 13, "message": message}))
+    [event] = run_in_debug_loop(lambda: _events(TuningOperationTrigger(conn_id=conn_id, name=OP)))
+    assert (event["status"], event["code"]) == ("failed", 13)
+    assert event["message"].startswith("Tuning failed: xxx")
+    assert len(json.dumps(event)) < 4096

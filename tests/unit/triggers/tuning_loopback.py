@@ -214,7 +214,7 @@ class ScriptedApi:
 
 def api_key_connection(conn_id: str, url: str, api_key: str = API_KEY, **extra: Any) -> str:
     """The AIRFLOW_CONN_<ID> JSON of an API-key connection to ``url``."""
-    conn: dict[str, Any] = {"conn_type": "generative_language", "host": url, "password": api_key}
+    conn: dict[str, Any] = {"conn_type": "generativelanguage", "host": url, "password": api_key}
     if extra:
         conn["extra"] = extra
     return json.dumps(conn)
