@@ -58,6 +58,7 @@ _STATES = ("CREATING", "ACTIVE", "FAILED", "CANCELLED")
 #: The longest API message an event or an exception carries (events are stored in the metadata DB).
 MAX_MESSAGE_CHARS = 1000
 _SUMMARY_FIELDS = ("total_steps", "completed_steps", "completed_percent", "epoch", "mean_loss")
+_SUMMARY_TEXTS = ("tuned_model", "operation", "phase")
 
 
 def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -136,6 +137,8 @@ class TuningStatus:
     :param snapshots: every snapshot seen.
     :param error_code: ``google.rpc.Code`` number of the operation's error, if any.
     :param error_message: the API's error message, if any.
+    :param phase: the service's own state while it runs, when it says more than ``state`` (for
+        Vertex AI, e.g. ``RUNNING/TUNING``); shown in the progress line.
     :param resource: the parsed Operation or TunedModel, without training data.
     """
 
@@ -151,6 +154,7 @@ class TuningStatus:
     snapshots: tuple[Snapshot, ...] = ()
     error_code: int | None = None
     error_message: str | None = None
+    phase: str | None = None
     resource: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- parsing ---------------------------------------------------------------------------------
@@ -297,7 +301,7 @@ class TuningStatus:
 
         Parts that are not known are left out; with nothing known it is the state.
         """
-        parts: list[str] = []
+        parts: list[str] = [self.phase] if self.phase and not self.done else []
         if self.completed_percent is not None:
             parts.append(f"{math.floor(self.completed_percent + 1e-9):d}%")
         if self.completed_steps is not None:
@@ -317,12 +321,8 @@ class TuningStatus:
         Small by construction (a few hundred bytes): Airflow stores events in its metadata database
         and prints them in the task log.
         """
-        summary: dict[str, Any] = {
-            "tuned_model": self.tuned_model,
-            "operation": self.operation,
-            "state": self.state,
-            "done": self.done,
-        }
+        summary: dict[str, Any] = {key: getattr(self, key) for key in _SUMMARY_TEXTS}
+        summary.update(state=self.state, done=self.done)
         summary.update({key: getattr(self, key) for key in _SUMMARY_FIELDS})
         if self.error_message is not None or self.error_code is not None:
             message = shorten(self.error_message) if self.error_message else None
@@ -346,11 +346,13 @@ class TuningStatus:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             values[key] = value if ok else None
         code = error.get("code")
+        texts: dict[str, Any] = {
+            key: summary.get(key) if isinstance(summary.get(key), str) else None for key in _SUMMARY_TEXTS
+        }
         return cls(
             state=summary["state"],
             done=bool(summary.get("done")),
-            tuned_model=summary.get("tuned_model") if isinstance(summary.get("tuned_model"), str) else None,
-            operation=summary.get("operation") if isinstance(summary.get("operation"), str) else None,
+            **texts,
             error_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
             error_message=str(error["message"]) if error.get("message") else None,
             **values,

@@ -345,3 +345,43 @@ def display_name(value: Any, *, what: str = "display_name") -> str | None:
     if text is not None and not text.strip():
         raise InvalidInputError(f"{what} must be a non-empty string, got {quote(value)}")
     return text
+
+
+# -- Vertex AI resource names -------------------------------------------------------------------------
+
+#: A Google Cloud project id or number, and a location such as ``us-central1``.
+_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20}")
+_LOCATION = re.compile(r"[a-z][a-z0-9-]{0,62}")
+
+
+def tuning_job_name(value: Any, *, what: str = "tuning_job_name") -> str:
+    """Return a Vertex AI tuning job name, ``projects/<p>/locations/<l>/tuningJobs/<id>``.
+
+    :param value: the name.
+    :param what: the argument name.
+    """
+    text = _name_text(value, what).strip("/")
+    parts = text.split("/")
+    shape_ok = len(parts) == 6 and parts[0::2] == ["projects", "locations", "tuningJobs"]
+    if not (
+        shape_ok
+        and _PROJECT.fullmatch(parts[1])
+        and _LOCATION.fullmatch(parts[3])
+        and _segments_ok([parts[5]])
+    ):
+        raise InvalidInputError(
+            f"{what} must be 'projects/<project>/locations/<location>/tuningJobs/<id>', got {quote(value)}"
+        )
+    return text
+
+
+def is_tuning_job_name(name: str) -> bool:
+    """Return whether ``name`` is a Vertex AI tuning job name.
+
+    :param name: a name.
+    """
+    try:
+        tuning_job_name(name)
+    except InvalidInputError:
+        return False
+    return True

@@ -12,11 +12,12 @@ from airflow_provider_tuning.exceptions import InvalidInputError
 
 __all__ = ["ApiCall", "TuningBackend", "get_backend"]
 
-BACKENDS = ("gemini",)
+BACKENDS = ("gemini", "vertex")
 
 
 def get_backend(name: str) -> TuningBackend:
-    """Return the backend called ``name`` (``"gemini"``: the Generative Language API).
+    """Return the backend called ``name``: ``gemini`` (the Generative Language API) or ``vertex``
+    (Vertex AI tuning jobs).
 
     :param name: the backend's name.
     :raises InvalidInputError: no backend has that name.
@@ -25,4 +26,8 @@ def get_backend(name: str) -> TuningBackend:
         from airflow_provider_tuning.backends.gemini import GEMINI
 
         return GEMINI
+    if name == "vertex":
+        from airflow_provider_tuning.backends.vertex import VERTEX
+
+        return VERTEX
     raise InvalidInputError(f"unknown tuning backend {name!r}; expected one of {', '.join(BACKENDS)}")
