@@ -36,12 +36,16 @@ AUTH_API_KEY = "api_key"
 AUTH_AUTHORIZED_USER = "authorized_user"
 AUTH_SERVICE_ACCOUNT = "service_account"
 AUTH_ADC = "adc"
-AUTH_TYPES = (AUTH_API_KEY, AUTH_AUTHORIZED_USER, AUTH_SERVICE_ACCOUNT, AUTH_ADC)
-KEYFILE_TYPES = (AUTH_AUTHORIZED_USER, AUTH_SERVICE_ACCOUNT)
+#: Workload identity federation: a credential configuration (``gcloud iam workload-identity-pools
+#: create-cred-config``) that trades an outside token for a Google one; no key is stored.
+AUTH_EXTERNAL_ACCOUNT = "external_account"
+AUTH_TYPES = (AUTH_API_KEY, AUTH_AUTHORIZED_USER, AUTH_SERVICE_ACCOUNT, AUTH_EXTERNAL_ACCOUNT, AUTH_ADC)
+KEYFILE_TYPES = (AUTH_AUTHORIZED_USER, AUTH_SERVICE_ACCOUNT, AUTH_EXTERNAL_ACCOUNT)
 
 _REQUIRED_KEYFILE_FIELDS: dict[str, tuple[str, ...]] = {
     AUTH_AUTHORIZED_USER: ("client_id", "client_secret", "refresh_token"),
     AUTH_SERVICE_ACCOUNT: ("client_email", "private_key", "token_uri"),
+    AUTH_EXTERNAL_ACCOUNT: ("audience", "subject_token_type", "token_url"),
 }
 _EXTRA_KEYS = (
     "api_version",
@@ -134,7 +138,7 @@ def _port_number(port: Any) -> int:
     return number
 
 
-def _loads(raw: str | bytes, source: str) -> Any:
+def load_json(raw: str | bytes, source: str) -> Any:
     """Parse JSON text from ``source``; an error names the position, never the text (it may be a key).
 
     :param raw: the JSON text.
@@ -192,7 +196,7 @@ def parse_keyfile_json(raw: Any, *, source: str) -> dict[str, Any]:
     if isinstance(raw, Mapping):
         info = dict(raw)
     elif isinstance(raw, (str, bytes)):
-        info = _loads(raw, source)
+        info = load_json(raw, source)
     else:
         raise ConnectionConfigError(f"{source} must be a JSON object or a JSON string")
     if not isinstance(info, dict):
@@ -201,12 +205,13 @@ def parse_keyfile_json(raw: Any, *, source: str) -> dict[str, Any]:
     if kind is None:
         raise ConnectionConfigError(
             f"{source} has no 'type' field; expected 'authorized_user' (the file written by "
-            "`gcloud auth application-default login`) or 'service_account' (a service-account key)"
+            "`gcloud auth application-default login`), 'service_account' (a service-account key) "
+            "or 'external_account' (a workload identity federation configuration)"
         )
     if kind not in KEYFILE_TYPES:
         raise ConnectionConfigError(
             f"{source} has type {_safe_value(kind)}, which is not supported; "
-            "expected 'authorized_user' or 'service_account'"
+            "expected 'authorized_user', 'service_account' or 'external_account'"
         )
     missing = [
         name
@@ -215,11 +220,14 @@ def parse_keyfile_json(raw: Any, *, source: str) -> dict[str, Any]:
     ]
     if missing:
         raise ConnectionConfigError(f"{source} ({kind}) is missing required field(s): {', '.join(missing)}")
-    token_uri = info.get("token_uri")
-    if token_uri is not None:
-        if not isinstance(token_uri, str):
-            raise ConnectionConfigError(f"{source} field token_uri must be a string")
-        normalize_url(token_uri, what=f"{source} token_uri")
+    if kind == AUTH_EXTERNAL_ACCOUNT and not isinstance(info.get("credential_source"), Mapping):
+        raise ConnectionConfigError(f"{source} ({kind}) is missing required field(s): credential_source")
+    for key in ("token_uri", "token_url", "service_account_impersonation_url"):
+        url = info.get(key)
+        if url is not None:
+            if not isinstance(url, str):
+                raise ConnectionConfigError(f"{source} field {key} must be a string")
+            normalize_url(url, what=f"{source} {key}")
     return info
 
 
@@ -480,7 +488,7 @@ def _read_extra(conn: Any) -> dict[str, Any]:
     elif isinstance(raw, Mapping):
         data = dict(raw)
     elif isinstance(raw, str):
-        data = _loads(raw, "extra")
+        data = load_json(raw, "extra")
     else:
         raise ConnectionConfigError("extra must be a JSON object")
     if not isinstance(data, dict):

@@ -22,6 +22,7 @@ from airflow_provider_tuning.hooks.connection import (
     AUTH_ADC,
     AUTH_API_KEY,
     AUTH_AUTHORIZED_USER,
+    AUTH_EXTERNAL_ACCOUNT,
     AUTH_SERVICE_ACCOUNT,
     CLOUD_PLATFORM_SCOPE,
     GOOGLE_TOKEN_URI,
@@ -300,6 +301,26 @@ def _service_account_credentials(info: dict[str, Any], scopes: list[str], quota_
     return creds.with_quota_project(quota_project) if quota_project else creds
 
 
+def _external_account_credentials(info: dict[str, Any], scopes: list[str], quota_project: str | None) -> Any:
+    """Workload identity federation credentials from their configuration (AWS, an executable, or a
+    file or URL that holds the outside token), built without the project lookup google-auth's
+    ``load_credentials_from_dict`` makes over the network."""
+    source = info.get("credential_source") or {}
+    if str(source.get("environment_id", "")).startswith("aws"):
+        from google.auth import aws as module
+    elif "executable" in source:
+        from google.auth import pluggable as module  # type: ignore[no-redef]
+    else:
+        from google.auth import identity_pool as module  # type: ignore[no-redef]
+    try:
+        credentials = module.Credentials.from_info(info, scopes=scopes)
+    except (ValueError, TypeError) as err:
+        raise ConnectionConfigError(
+            f"the external_account configuration cannot be loaded: {_first_arg(err)[:200]}"
+        ) from None
+    return credentials.with_quota_project(quota_project) if quota_project else credentials
+
+
 def build_request_auth(
     settings: ConnectionSettings,
     *,
@@ -331,11 +352,14 @@ def build_request_auth(
 
     # Source credentials; when impersonating, the quota project goes on the target only.
     source_quota = None if impersonating else quota_project
-    if mode in (AUTH_AUTHORIZED_USER, AUTH_SERVICE_ACCOUNT):
+    if mode in (AUTH_AUTHORIZED_USER, AUTH_SERVICE_ACCOUNT, AUTH_EXTERNAL_ACCOUNT):
         info = _load_keyfile(settings)
         if info["type"] != mode:
             raise ConnectionConfigError(f"auth_type is {mode!r} but the key file is an {info['type']!r} JSON")
-        if mode == AUTH_AUTHORIZED_USER:
+        if mode == AUTH_EXTERNAL_ACCOUNT:
+            federated = [CLOUD_PLATFORM_SCOPE] if impersonating else list(settings.effective_scopes)
+            credentials = _external_account_credentials(info, federated, source_quota)
+        elif mode == AUTH_AUTHORIZED_USER:
             secrets += [info["client_secret"], info["refresh_token"]]
             scopes = list(settings.scopes) if settings.scopes else None
             credentials = _user_credentials(info, scopes, source_quota)

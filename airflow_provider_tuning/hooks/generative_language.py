@@ -7,15 +7,12 @@ follow ``nextPageToken``. Importing this module is cheap: requests and google-au
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook
-
 from airflow_provider_tuning import validation
 from airflow_provider_tuning.exceptions import InvalidInputError
+from airflow_provider_tuning.hooks.base import TuningApiHook
 from airflow_provider_tuning.hooks.connection import (
     API_VERSIONS,
     DEFAULT_API_VERSION,
@@ -26,10 +23,6 @@ from airflow_provider_tuning.hooks.connection import (
 from airflow_provider_tuning.hooks.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    import requests
-
-    from airflow_provider_tuning.backends import ApiCall
-    from airflow_provider_tuning.hooks._http import ApiClient
     from airflow_provider_tuning.hooks.ratelimit import SlidingWindowRateLimiter
 
 # Which API versions serve each group of calls (CONTRACT.md section 2).
@@ -45,7 +38,7 @@ def _text_content(text: str) -> dict[str, Any]:
     return {"parts": [{"text": text}]}
 
 
-class GenerativeLanguageHook(ConnectionHookAttributes, BaseHook):
+class GenerativeLanguageHook(ConnectionHookAttributes, TuningApiHook):
     """Calls the Generative Language API (tuned models, operations, generation, permissions).
 
     :param conn_id: the Airflow connection (type ``generativelanguage``).
@@ -69,78 +62,28 @@ class GenerativeLanguageHook(ConnectionHookAttributes, BaseHook):
         pool_size: int = 10,
         rate_limiter: SlidingWindowRateLimiter | None = None,
     ) -> None:
-        super().__init__()
         if api_version is not None and api_version not in API_VERSIONS:
             raise InvalidInputError(
                 f"unknown api_version {_quote(api_version)}; expected one of {', '.join(API_VERSIONS)}"
             )
-        if not isinstance(timeout, (tuple, list)) or len(timeout) != 2:
-            raise InvalidInputError("timeout must be a (connect, read) pair of positive seconds")
-        self.conn_id = conn_id
-        self.api_version = api_version
-        self.timeout = (
-            validation.seconds("connect timeout", timeout[0]),
-            validation.seconds("read timeout", timeout[1]),
+        super().__init__(
+            conn_id, timeout=timeout, retry=retry, pool_size=pool_size, rate_limiter=rate_limiter
         )
-        self.retry = retry or RetryPolicy()
-        self.pool_size = validation.positive_int("pool_size", pool_size)
-        self.rate_limiter = rate_limiter
-        self._settings: ConnectionSettings | None = None
-        self._client: ApiClient | None = None
-        self._lock = threading.Lock()
-        self._sleep = time.sleep
+        self.api_version = api_version
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self.conn_id!r}, api_version={self.api_version!r})"
 
-    # --- connection, session, auth ---------------------------------------------------------------
+    def read_settings(self, conn: Any) -> ConnectionSettings:
+        """Parse a ``generativelanguage`` connection.
 
-    @property
-    def settings(self) -> ConnectionSettings:
-        """The parsed connection (read once per hook)."""
-        if self._settings is None:
-            self._settings = ConnectionSettings.from_connection(self.get_connection(self.conn_id))
-        return self._settings
+        :param conn: the Airflow connection.
+        """
+        return ConnectionSettings.from_connection(conn)
 
-    @property
-    def client(self) -> ApiClient:
-        """The HTTP client: one pooled session and one set of credentials per hook."""
-        with self._lock:
-            if self._client is None:
-                from airflow_provider_tuning.hooks._http import ApiClient, new_session
-                from airflow_provider_tuning.hooks.credentials import build_request_auth
-
-                settings = self.settings
-                auth = build_request_auth(settings, timeout=self.timeout)
-                session = new_session(
-                    pool_size=self.pool_size, trust_env=not settings.is_loopback, limiter=self.rate_limiter
-                )
-                self._client = ApiClient(
-                    settings.base_url,
-                    auth,
-                    session,
-                    timeout=self.timeout,
-                    retry=self.retry,
-                    sleep=self._sleep,
-                )
-            return self._client
-
-    def get_conn(self) -> requests.Session:
-        """Return the hook's pooled ``requests.Session`` (auth headers are added per request)."""
-        return self.client.session
-
-    def close(self) -> None:
-        """Close the pooled connections (a new session is made on the next call)."""
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-    def __enter__(self) -> GenerativeLanguageHook:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def default_api_version(self) -> str:
+        """The version used when a call names none: the hook's, else the connection's."""
+        return self.api_version or self.settings.api_version or DEFAULT_API_VERSION
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -156,53 +99,6 @@ class GenerativeLanguageHook(ConnectionHookAttributes, BaseHook):
                 f"{what} is not available in the {version} API; use {' or '.join(allowed)}"
             )
         return version
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        return self.client.request(method, path, **kwargs)
-
-    def call(self, api_call: ApiCall, *, retry: RetryPolicy | None = None) -> dict[str, Any]:
-        """Send a call a backend describes (:class:`~airflow_provider_tuning.backends.ApiCall`).
-
-        :param api_call: the call.
-        :param retry: a retry policy for this call instead of the hook's.
-        """
-        return self.client.request(
-            api_call.method,
-            api_call.path,
-            params=api_call.params,
-            body=api_call.body,
-            retry_connection_errors=api_call.idempotent,
-            retry=retry,
-        )
-
-    def default_api_version(self) -> str:
-        """The version used when a call names none: the hook's, else the connection's."""
-        return self.api_version or self.settings.api_version or DEFAULT_API_VERSION
-
-    def _paginate(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        from airflow_provider_tuning.exceptions import UnexpectedResponseError
-
-        seen: set[str] = set()
-        token: str | None = None
-        while True:
-            query = dict(params)
-            if token:
-                query["pageToken"] = token
-            page = self._call("GET", path, params=query)
-            items = page.get(key, [])
-            if not isinstance(items, list):
-                raise UnexpectedResponseError(
-                    200, None, f"field {key!r} of the response is not a list", request=f"GET {path}"
-                )
-            yield from items
-            token = page.get("nextPageToken") or None
-            if token is None:
-                return
-            if not isinstance(token, str) or token in seen:
-                raise UnexpectedResponseError(
-                    200, None, "the API repeated a nextPageToken; stopping", request=f"GET {path}"
-                )
-            seen.add(token)
 
     @staticmethod
     def _mapping(value: Any, what: str) -> dict[str, Any]:

@@ -297,3 +297,41 @@ def test_secrets_are_registered_with_the_airflow_masker(token_endpoint, api_key)
         redacted = redact(f"value={secret} end")
         assert secret not in redacted, "secret was not registered with the masker"
         assert "***" in redacted
+
+
+def external_account_info(token_url: str, subject_token_file: str) -> dict:
+    """A workload identity federation configuration whose subject token is read from a file."""
+    return {
+        "type": "external_account",
+        "audience": "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/p/providers/q",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": token_url,
+        "credential_source": {"file": subject_token_file},
+    }
+
+
+def test_external_account_trades_its_subject_token_at_the_sts_endpoint(
+    make_hook, api_server, token_endpoint, tmp_path
+):
+    subject = tmp_path / "oidc-token"
+    subject.write_text("outside-oidc-token-abc")
+    info = external_account_info(token_endpoint.token_uri, str(subject))
+    hook = make_hook(host=api_server.url, extra={"keyfile_dict": info})
+    hook.get_tuned_model("m1")
+    (exchange,) = token_endpoint.requests
+    form = exchange.form
+    assert form["grant_type"] == ["urn:ietf:params:oauth:grant-type:token-exchange"]
+    assert form["subject_token"] == ["outside-oidc-token-abc"]
+    assert form["audience"] == [info["audience"]]
+    assert api_server.requests[0].headers["authorization"] == f"Bearer {token_endpoint.issued[0]}"
+
+
+def test_external_account_without_a_credential_source_is_a_config_error():
+    info = {
+        "type": "external_account",
+        "audience": "a",
+        "subject_token_type": "t",
+        "token_url": "https://sts.googleapis.com/v1/token",
+    }
+    with pytest.raises(ConnectionConfigError, match=r"missing required field.*credential_source"):
+        ConnectionSettings(keyfile_dict=info)

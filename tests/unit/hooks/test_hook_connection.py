@@ -309,7 +309,14 @@ def test_keyfile_that_is_not_json_is_reported_without_its_content():
 @pytest.mark.parametrize(
     ("payload", "fragment"),
     [
-        ({"type": "external_account", "audience": "x"}, "type 'external_account', which is not supported"),
+        (
+            {"type": "impersonated_service_account"},
+            "type 'impersonated_service_account', which is not supported",
+        ),
+        (
+            {"type": "external_account", "audience": "x"},
+            "missing required field(s): subject_token_type, token_url",
+        ),
         ({"client_id": "x", "client_secret": "GOCSPX-hidden-value"}, "has no 'type' field"),
         ([1, 2], "must be a JSON object, got a JSON list"),
     ],
