@@ -132,7 +132,7 @@ def load_examples(
     in_spec = _Field(input_field, in_keys, "input", limits.max_input_chars, "max_input_chars")
     out_spec = _Field(output_field, (output_field,), "output", limits.max_output_chars, "max_output_chars")
 
-    records = _open_source(
+    records = open_records(
         source,
         container_key="examples",
         fields=(in_spec, out_spec),
@@ -140,7 +140,7 @@ def load_examples(
         encoding=encoding,
         what="examples",
     )
-    problems = _Problems(records.source, records.unit)
+    problems = Problems(records.source, records.unit)
     examples: list[dict[str, str]] = []
     for seen, (pos, record) in enumerate(records.items, start=1):
         if limits.max_examples is not None and seen > limits.max_examples:
@@ -150,7 +150,7 @@ def load_examples(
                 line=pos,
                 unit=records.unit,
             )
-        if isinstance(record, _Malformed):
+        if isinstance(record, MalformedRecord):
             problems.add(pos, record.field, record.message)
             continue
         if isinstance(record, Mapping):
@@ -216,7 +216,7 @@ def load_prompts(
         expected_spec = _Field(expected_field, (expected_field,), "expected output", None, None)
         fields.append(expected_spec)
 
-    records = _open_source(
+    records = open_records(
         source,
         container_key="prompts",
         fields=tuple(fields),
@@ -224,11 +224,11 @@ def load_prompts(
         encoding=encoding,
         what="prompts",
     )
-    problems = _Problems(records.source, records.unit)
+    problems = Problems(records.source, records.unit)
     prompts: list[PromptItem] = []
     for pos, raw in records.items:
         record = raw
-        if isinstance(record, _Malformed):
+        if isinstance(record, MalformedRecord):
             problems.add(pos, record.field, record.message)
             continue
         if isinstance(record, PromptItem):
@@ -313,14 +313,14 @@ class _Field:
 
 
 @dataclass(frozen=True)
-class _Malformed:
+class MalformedRecord:
     """A record that could not be parsed (bad JSON line, CSV row of the wrong width)."""
 
     message: str
     field: str | None = None
 
 
-class _Problems:
+class Problems:
     """Record-level problems of one source, raised together."""
 
     def __init__(self, source: str, unit: str) -> None:
@@ -330,11 +330,13 @@ class _Problems:
         self.shown: list[tuple[int | None, str | None, str]] = []
 
     def add(self, pos: int, field: str | None, message: str) -> None:
+        """Record one problem at ``pos`` (a line or item number), in ``field`` if given."""
         self.total += 1
         if len(self.shown) < MAX_REPORTED_PROBLEMS:
             self.shown.append((pos, field, message))
 
     def raise_if_any(self) -> None:
+        """Raise one :class:`TrainingDataError` listing the problems recorded, if any."""
         if not self.shown:
             return
         pos, field, message = self.shown[0]
@@ -349,7 +351,7 @@ class _Problems:
         )
 
 
-def _text(record: Mapping[str, Any], spec: _Field, pos: int, problems: _Problems) -> str | None:
+def _text(record: Mapping[str, Any], spec: _Field, pos: int, problems: Problems) -> str | None:
     """Return the field's text, or record its problem and return ``None``."""
     key = next((k for k in spec.keys if k in record), None)
     if key is None:
@@ -432,7 +434,7 @@ def _check_encoding(encoding: str) -> None:
 
 
 @dataclass
-class _Records:
+class Records:
     """Parsed records of one source, with positions."""
 
     source: str
@@ -441,16 +443,26 @@ class _Records:
     empty_reason: str
 
 
-def _open_source(
+def open_records(
     source: object,
     *,
     container_key: str,
-    fields: tuple[_Field, ...],
-    max_file_bytes: int,
-    encoding: str,
+    fields: tuple[_Field, ...] = (),
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    encoding: str = "utf-8",
     what: str,
-) -> _Records:
-    """Dispatch on the kind of source and return its records."""
+) -> Records:
+    """Read the records of any source (inline list, JSON string, JSONL/JSON/CSV file or URI) with
+    their positions; a line that cannot be parsed is a :class:`MalformedRecord` at its position.
+
+    :param source: the source (see the module doc).
+    :param container_key: the key a JSON object wraps its list in (``examples``, ``prompts``).
+    :param fields: the columns a CSV file must have (none: CSV is not read).
+    :param max_file_bytes: the largest file read.
+    :param encoding: the text encoding of files.
+    :param what: what the records are, for messages.
+    :raises TrainingDataError: the source is missing, unreadable or not a list of records.
+    """
     if source is None:
         _fail("inline", f"no {what} given (source is None)")
     if isinstance(source, str):
@@ -458,7 +470,7 @@ def _open_source(
         if stripped.startswith(("[", "{")):
             data = _parse_json_text(source, "inline JSON")
             items = _unwrap(data, "inline JSON", container_key, what)
-            return _Records("inline JSON", "item", enumerate(items, start=1), "the list is empty")
+            return Records("inline JSON", "item", enumerate(items, start=1), "the list is empty")
         if not stripped:
             _fail("inline", f"no {what} given (source is an empty string)")
         return _read_file(source, fields, max_file_bytes, encoding, what, container_key)
@@ -468,7 +480,7 @@ def _open_source(
         isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray))
     ):
         items = _unwrap(source, "inline", container_key, what)
-        return _Records("inline", "item", enumerate(items, start=1), "the list is empty")
+        return Records("inline", "item", enumerate(items, start=1), "the list is empty")
     _fail(
         "inline",
         f"unsupported source of {what}: {type(source).__name__}; pass a list, a JSON string, "
@@ -566,7 +578,7 @@ def _read_file(
     encoding: str,
     what: str,
     container_key: str,
-) -> _Records:
+) -> Records:
     """Check, read, decompress and decode a file, then parse it by extension."""
     raw_location = os.fsdecode(location) if isinstance(location, (str, os.PathLike)) else str(location)
     source = _redact(raw_location)
@@ -579,10 +591,10 @@ def _read_file(
         _fail(source, f"no {what} found (the file is empty)")
     if ext == ".json":
         items = _unwrap(_parse_json_text(text, source), source, container_key, what)
-        return _Records(source, "item", enumerate(items, start=1), "the list is empty")
+        return Records(source, "item", enumerate(items, start=1), "the list is empty")
     if ext == ".csv":
-        return _Records(source, "line", _csv_records(text, source, fields), "the file has no data rows")
-    return _Records(source, "line", _jsonl_records(text), "the file has no records")
+        return Records(source, "line", _csv_records(text, source, fields), "the file has no data rows")
+    return Records(source, "line", _jsonl_records(text), "the file has no records")
 
 
 def _read_bytes(location: object, raw_location: str, source: str, max_file_bytes: int) -> bytes:
@@ -659,16 +671,16 @@ def _decode(data: bytes, source: str, encoding: str, compressed: bool) -> str:
 
 
 def _jsonl_records(text: str) -> Iterator[tuple[int, Any]]:
-    """One JSON value per line; blank lines skipped; bad lines yield :class:`_Malformed`."""
+    """One JSON value per line; blank lines skipped; bad lines yield :class:`MalformedRecord`."""
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as err:
-            yield number, _Malformed(f"malformed JSON at column {err.colno}: {err.msg}")
+            yield number, MalformedRecord(f"malformed JSON at column {err.colno}: {err.msg}")
         except RecursionError:
-            yield number, _Malformed(TOO_DEEP)
+            yield number, MalformedRecord(TOO_DEEP)
 
 
 def _csv_records(text: str, source: str, fields: tuple[_Field, ...]) -> Iterator[tuple[int, Any]]:
@@ -701,7 +713,7 @@ def _csv_records(text: str, source: str, fields: tuple[_Field, ...]) -> Iterator
         except StopIteration:
             return
         except csv.Error as err:
-            yield previous + 1, _Malformed(f"malformed CSV: {err}")
+            yield previous + 1, MalformedRecord(f"malformed CSV: {err}")
             return
         start, previous = previous + 1, reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -709,7 +721,7 @@ def _csv_records(text: str, source: str, fields: tuple[_Field, ...]) -> Iterator
         if len(row) != len(columns):
             yield (
                 start,
-                _Malformed(f"the row has {_plural(len(row), 'value')}, the header {len(columns)}"),
+                MalformedRecord(f"the row has {_plural(len(row), 'value')}, the header {len(columns)}"),
             )
             continue
         yield start, dict(zip(columns, row, strict=True))

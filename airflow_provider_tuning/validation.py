@@ -354,25 +354,39 @@ _PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20}")
 _LOCATION = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 
+def cloud_resource_name(value: Any, collection: str, *, what: str, version_suffix: bool = False) -> str:
+    """Return a Google Cloud resource name ``projects/<p>/locations/<l>/<collection>/<id>``.
+
+    :param value: the name.
+    :param collection: ``tuningJobs``, ``models``, ``endpoints``...
+    :param what: the argument name.
+    :param version_suffix: accept (and keep) a ``@<version or alias>`` after the id (models).
+    """
+    text = _name_text(value, what).strip("/")
+    parts = text.split("/")
+    shape_ok = len(parts) == 6 and parts[0::2] == ["projects", "locations", collection]
+    resource_id, _, version = parts[-1].partition("@")
+    ok = (
+        shape_ok
+        and _PROJECT.fullmatch(parts[1]) is not None
+        and _LOCATION.fullmatch(parts[3]) is not None
+        and _segments_ok([resource_id])
+        and (not version or (version_suffix and _segments_ok([version])))
+    )
+    if not ok:
+        raise InvalidInputError(
+            f"{what} must be 'projects/<project>/locations/<location>/{collection}/<id>', got {quote(value)}"
+        )
+    return text
+
+
 def tuning_job_name(value: Any, *, what: str = "tuning_job_name") -> str:
     """Return a Vertex AI tuning job name, ``projects/<p>/locations/<l>/tuningJobs/<id>``.
 
     :param value: the name.
     :param what: the argument name.
     """
-    text = _name_text(value, what).strip("/")
-    parts = text.split("/")
-    shape_ok = len(parts) == 6 and parts[0::2] == ["projects", "locations", "tuningJobs"]
-    if not (
-        shape_ok
-        and _PROJECT.fullmatch(parts[1])
-        and _LOCATION.fullmatch(parts[3])
-        and _segments_ok([parts[5]])
-    ):
-        raise InvalidInputError(
-            f"{what} must be 'projects/<project>/locations/<location>/tuningJobs/<id>', got {quote(value)}"
-        )
-    return text
+    return cloud_resource_name(value, "tuningJobs", what=what)
 
 
 def is_tuning_job_name(name: str) -> bool:

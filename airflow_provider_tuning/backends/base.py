@@ -40,6 +40,12 @@ class TuningBackend(Protocol):
         :raises InvalidInputError: it is not a name of this backend.
         """
 
+    def subject(self, name: str) -> str:
+        """What a wait's events name as ``tuned_model``: the tuned model or the job polled.
+
+        :param name: the canonical name.
+        """
+
     def poll_call(self, name: str, *, api_version: str, partial: bool = True) -> ApiCall:
         """Return the call that reads the job's state.
 

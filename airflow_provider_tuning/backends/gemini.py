@@ -38,6 +38,13 @@ class GeminiBackend:
         """
         return validation.tuning_name(name)
 
+    def subject(self, name: str) -> str:
+        """The tuned model a name polled belongs to (``tunedModels/<id>``).
+
+        :param name: a normalised name.
+        """
+        return validation.tuned_model_of(name)
+
     def poll_call(self, name: str, *, api_version: str, partial: bool = True) -> ApiCall:
         """``GET`` the operation (on ``v1``) or the tuned model (on ``api_version``).
 

@@ -70,6 +70,13 @@ class VertexBackend:
         """
         return validation.tuning_job_name(name, what="name")
 
+    def subject(self, name: str) -> str:
+        """The tuning job itself.
+
+        :param name: a normalised tuning job name.
+        """
+        return name
+
     def poll_call(self, name: str, *, api_version: str = API_VERSION, partial: bool = True) -> ApiCall:
         """``GET /{version}/{name}``.
 

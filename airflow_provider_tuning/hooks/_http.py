@@ -126,6 +126,9 @@ class ApiClient:
         body: Any = None,
         retry_connection_errors: bool = True,
         retry: RetryPolicy | None = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        base_url: str | None = None,
     ) -> dict[str, Any]:
         """Send one API call and return its JSON object.
 
@@ -136,11 +139,21 @@ class ApiClient:
         :param retry_connection_errors: retry after a connection error or timeout; ``False`` for
             a call that must not run twice (a create without a client-chosen id).
         :param retry: a policy for this call instead of the client's.
+        :param content: raw bytes to send instead of ``body`` (an upload).
+        :param content_type: the media type of ``content``.
+        :param base_url: another host of the same credentials (Cloud Storage beside Vertex AI).
         :raises ApiError: the API answered with an error (after retries for 408/429/5xx).
         :raises ApiConnectionError: the API could not be reached (after retries).
         """
         prepared = prepare_request(
-            self.base_url, method, path, params=params, body=body, idempotent=retry_connection_errors
+            base_url or self.base_url,
+            method,
+            path,
+            params=params,
+            body=body,
+            content=content,
+            content_type=content_type,
+            idempotent=retry_connection_errors,
         )
         call = Call(prepared, retry or self.retry, refreshable=self.auth.refreshable, scrub=self.auth.scrub)
         while True:

@@ -199,15 +199,23 @@ class GenerativeLanguageAsyncHook(ConnectionHookAttributes, BaseHook):
         await asyncio.to_thread(_import_dependencies)
         from airflow.providers.common.compat.connection import get_async_connection
 
-        from airflow_provider_tuning.hooks.connection import ConnectionSettings
         from airflow_provider_tuning.hooks.credentials import build_request_auth
 
         conn = await get_async_connection(self.conn_id)
-        # from_connection reads extra_dejson (which masks secrets with a blocking call) and the
+        # Parsing may read extra_dejson (which masks secrets with a blocking call) and the
         # credentials may read a key file: both run in a worker thread.
-        settings = await asyncio.to_thread(ConnectionSettings.from_connection, conn)
+        settings = await asyncio.to_thread(self.read_settings, conn)
         self.auth = await asyncio.to_thread(build_request_auth, settings)
         self.settings = settings
+
+    def read_settings(self, conn: Any) -> ConnectionSettings:
+        """Parse a ``generativelanguage`` connection (runs in a worker thread).
+
+        :param conn: the Airflow connection.
+        """
+        from airflow_provider_tuning.hooks.connection import ConnectionSettings
+
+        return ConnectionSettings.from_connection(conn)
 
     def default_api_version(self) -> str:
         """The connection's API version (after :meth:`connect`)."""
@@ -297,3 +305,60 @@ class GenerativeLanguageAsyncHook(ConnectionHookAttributes, BaseHook):
         if len(content) > LARGE_RESPONSE_BYTES:
             return await asyncio.to_thread(decide)
         return decide()
+
+
+class VertexAsyncHook(GenerativeLanguageAsyncHook):
+    """The async driver on a ``google_cloud_platform`` connection, for Vertex AI waits.
+
+    :param gcp_conn_id: the connection (the Google provider's type; it need not be installed).
+    :param location: the region of the jobs it reads (its host is regional).
+    :param project_id: the project, overriding the connection's.
+    :param retry: retry policy of each call.
+    :param request_timeout: total seconds one HTTP request may take.
+    """
+
+    conn_name_attr = "gcp_conn_id"
+    default_conn_name = "google_cloud_default"
+    conn_type = "google_cloud_platform"
+    hook_name = "Vertex AI tuning (async)"
+
+    def __init__(
+        self,
+        gcp_conn_id: str = "google_cloud_default",
+        *,
+        location: str,
+        project_id: str | None = None,
+        retry: RetryPolicy | None = None,
+        request_timeout: float = 60.0,
+    ) -> None:
+        super().__init__(gcp_conn_id, retry=retry, request_timeout=request_timeout)
+        self.location = location
+        self.project_id = project_id
+
+    def read_settings(self, conn: Any) -> ConnectionSettings:
+        """Vertex AI settings of a ``google_cloud_platform`` connection (runs in a worker thread).
+
+        :param conn: the Airflow connection.
+        """
+        from airflow_provider_tuning.hooks.vertex_connection import vertex_settings
+
+        return vertex_settings(conn, project=self.project_id, location=self.location).auth
+
+    def default_api_version(self) -> str:
+        """``v1``."""
+        return "v1"
+
+
+def async_hook_for(
+    backend: str, conn_id: str, name: str, *, request_timeout: float
+) -> GenerativeLanguageAsyncHook:
+    """The async hook a wait on ``name`` of ``backend`` polls through.
+
+    :param backend: ``gemini`` or ``vertex``.
+    :param conn_id: the Airflow connection.
+    :param name: the (normalised) name polled; a Vertex job name gives the region.
+    :param request_timeout: total seconds one HTTP request may take.
+    """
+    if backend == "vertex":
+        return VertexAsyncHook(conn_id, location=name.split("/")[3], request_timeout=request_timeout)
+    return GenerativeLanguageAsyncHook(conn_id, request_timeout=request_timeout)

@@ -90,6 +90,8 @@ def prepare_request(
     *,
     params: Mapping[str, Any] | None = None,
     body: Any = None,
+    content: bytes | None = None,
+    content_type: str | None = None,
     idempotent: bool = True,
 ) -> PreparedRequest:
     """Build a :class:`PreparedRequest`; the body is encoded as strict JSON (no NaN, no infinity).
@@ -99,6 +101,8 @@ def prepare_request(
     :param path: the API path, starting with ``/``; each segment is percent-encoded as needed.
     :param params: query parameters; ``None`` values are left out.
     :param body: a JSON-serialisable body, or ``None``.
+    :param content: raw bytes to send instead of a JSON body (an upload).
+    :param content_type: the media type of ``content``.
     :param idempotent: whether the request may be repeated after a connection error.
     :raises InvalidInputError: the body cannot be encoded as JSON.
     """
@@ -112,6 +116,9 @@ def prepare_request(
             reason = "it nests too deeply" if isinstance(err, RecursionError) else _short(str(err))
             raise InvalidInputError(f"{route}: the request body is not valid JSON: {reason}") from None
         headers["Content-Type"] = "application/json"
+    elif content is not None:
+        data = bytes(content)
+        headers["Content-Type"] = content_type or "application/octet-stream"
     query = {key: _query_value(value) for key, value in (params or {}).items() if value is not None}
     url = f"{base_url}{url_quote(path, safe='/:~.-_')}"
     return PreparedRequest(method, url, query, data, headers, idempotent, path)

@@ -83,7 +83,11 @@ MARKER_PATTERN = re.compile(r"\[airflow ti=([0-9a-f]{12}) req=([0-9a-f]{12})\]\Z
 FINGERPRINTED_FIELDS = ("baseModel", "tunedModelSource", "tuningTask")
 
 
-def _digest(value: object) -> str:
+def digest(value: object) -> str:
+    """A short stable hash of a JSON-able value (12 hex characters): provenance markers and labels.
+
+    :param value: the value (keys sorted, so dict order does not matter).
+    """
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:_MARKER_HASH_CHARS]
 
@@ -117,8 +121,8 @@ class Provenance:
         """
         request = {key: body[key] for key in FINGERPRINTED_FIELDS if key in body}
         return cls(
-            task_instance=_digest([dag_id, task_id, run_id, int(map_index)]),
-            request=_digest([api_version, request]),
+            task_instance=digest([dag_id, task_id, run_id, int(map_index)]),
+            request=digest([api_version, request]),
         )
 
     @classmethod

@@ -29,6 +29,7 @@ from airflow_provider_tuning.exceptions import (
 from airflow_provider_tuning.hooks.async_hook import (
     DEFAULT_MAX_CONNECTIONS,
     GenerativeLanguageAsyncHook,
+    async_hook_for,
     max_connections,
 )
 from airflow_provider_tuning.hooks.connection import API_VERSIONS
@@ -73,7 +74,9 @@ class TuningOperationTrigger(BaseTrigger):
     :param request_timeout: total seconds allowed for one HTTP request.
     :param retry_initial_delay: backoff before the first retry after a transient failure.
     :param retry_max_delay: cap of the backoff (also caps ``Retry-After``).
-    :param backend: the tuning service (``gemini``: the Generative Language API).
+    :param backend: the tuning service: ``gemini`` (the Generative Language API; ``conn_id`` a
+        ``generativelanguage`` connection) or ``vertex`` (Vertex AI tuning jobs; ``conn_id`` a
+        ``google_cloud_platform`` connection, ``name`` a tuning job).
     """
 
     def __init__(
@@ -93,9 +96,10 @@ class TuningOperationTrigger(BaseTrigger):
         super().__init__()
         if not isinstance(conn_id, str) or not conn_id:
             raise InvalidInputError(f"conn_id must be a non-empty string, got {validation.quote(conn_id)}")
-        if api_version is not None and api_version not in API_VERSIONS:
+        versions = ("v1", "v1beta1") if backend == "vertex" else API_VERSIONS
+        if api_version is not None and api_version not in versions:
             raise InvalidInputError(
-                f"api_version must be one of {', '.join(API_VERSIONS)}, got {validation.quote(api_version)}"
+                f"api_version must be one of {', '.join(versions)}, got {validation.quote(api_version)}"
             )
         if operation_api_version not in API_VERSIONS:
             raise InvalidInputError(
@@ -105,7 +109,7 @@ class TuningOperationTrigger(BaseTrigger):
         self.backend = backend
         self.conn_id = conn_id
         self.name = get_backend(backend).normalize(name)
-        if api_version == "v1" and not validation.is_operation_name(self.name):
+        if backend == "gemini" and api_version == "v1" and not validation.is_operation_name(self.name):
             raise InvalidInputError("tuned models cannot be read in v1; use v1beta or v1beta3")
         self.api_version = api_version
         # The policy validates every duration (finite, not negative) and the failure budget.
@@ -157,7 +161,9 @@ class TuningOperationTrigger(BaseTrigger):
     async def _wait(self) -> dict[str, Any]:
         backend = get_backend(self.backend)
         state = WaitState()
-        async with GenerativeLanguageAsyncHook(self.conn_id, request_timeout=self.request_timeout) as hook:
+        async with async_hook_for(
+            self.backend, self.conn_id, self.name, request_timeout=self.request_timeout
+        ) as hook:
             version = self.api_version or hook.default_api_version()
             while True:
                 try:
@@ -262,5 +268,5 @@ class TuningOperationTrigger(BaseTrigger):
         return max(1.0, min(self.request_timeout, deadline - time.time() + 1.0))
 
     def _event(self, status: str, **fields: Any) -> dict[str, Any]:
-        tuned_model = fields.pop("tuned_model", None) or validation.tuned_model_of(self.name)
+        tuned_model = fields.pop("tuned_model", None) or get_backend(self.backend).subject(self.name)
         return {"status": status, "tuned_model": tuned_model, "name": self.name, **fields}

@@ -1,7 +1,10 @@
-"""A local emulator of Google's model-tuning REST API (Generative Language API).
+"""A local emulator of Google's model-tuning REST APIs (Generative Language API and Vertex AI).
 
 It serves the tuning, operation, permission, model and generation routes of ``v1beta``,
-``v1beta3`` and ``v1`` over real HTTP (aiohttp), with no cloud account and no Airflow import.
+``v1beta3`` and ``v1`` over real HTTP (aiohttp), with no cloud account and no Airflow import;
+and, at the same address, Vertex AI tuning jobs (``v1``/``v1beta1``, :mod:`.vertex_service`),
+a Cloud Storage JSON API subset (:mod:`.storage`, for ``STORAGE_EMULATOR_HOST``) and Google's
+OAuth token endpoint ``POST /token`` (:mod:`.oauth`).
 It tests pipelines, not model quality: a tuned model answers with the output of its most
 similar training example.
 
@@ -62,6 +65,11 @@ Two ways; either way the model ends ``FAILED`` and its operation is ``done`` wit
 
 A ``v1`` ``tunedModels/*/operations/*:cancel`` also ends a running job: ``FAILED`` with
 ``error {"code": 1}`` (CANCELLED).
+
+A Vertex AI tuning job fails the same way (``emulator:fail`` in ``tunedModelDisplayName`` or
+``description``; ``POST /_emulator/vertex/fail/<job id>`` or ``emu.fail_tuning_job(...)``), ends
+``JOB_STATE_FAILED`` with ``error.code`` 13, or 3 for a bad dataset; ``:cancel`` ends it
+``JOB_STATE_CANCELLED`` with ``error.code`` 1. See :mod:`.vertex_jobs` for its timeline.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     parser = argparse.ArgumentParser(
         prog="tuning-api-emulator",
-        description="Local emulator of Google's model-tuning REST API (Generative Language API).",
+        description="Local emulator of Google's model-tuning REST APIs (Generative Language API, "
+        "Vertex AI tuning jobs) with a Cloud Storage subset and an OAuth token endpoint.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument(
@@ -50,6 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help="an accepted OAuth access token (repeatable); with no --api-key nor --token any non-empty "
         "token is accepted, with either only the configured credentials are",
+    )
+    parser.add_argument(
+        "--refresh-token",
+        action="append",
+        dest="refresh_tokens",
+        metavar="TOKEN",
+        help="a refresh token POST /token honours (repeatable); counts as configuring credentials",
+    )
+    parser.add_argument(
+        "--service-account",
+        action="append",
+        dest="service_accounts",
+        metavar="EMAIL",
+        help="a service account whose JWT grants POST /token honours (repeatable); counts as "
+        "configuring credentials",
     )
     parser.add_argument("--state-file", help="JSON file that keeps tuned models across restarts")
     parser.add_argument("--faults", help="fault configuration: JSON text or the path of a JSON file")
@@ -112,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_body_bytes=args.max_body_bytes,
             body_timeout=args.body_timeout,
             log_body_bytes=args.log_body_bytes,
+            refresh_tokens=args.refresh_tokens,
+            service_accounts=args.service_accounts,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

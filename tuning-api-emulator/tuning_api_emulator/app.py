@@ -1,5 +1,10 @@
 """The aiohttp application: one catch-all API handler plus the ``/_emulator/`` control paths.
 
+The catch-all serves the Generative Language routes, the Vertex AI routes (``/v1`` and
+``/v1beta1`` under ``projects/``, :mod:`.vertex_routes`), the Cloud Storage JSON API
+(:mod:`.storage`) and the OAuth token endpoint ``POST /token`` (:mod:`.oauth`, its body never
+logged); all of them go through the same request log and fault injection.
+
 For each API request: read its body within bounds (:mod:`.bodies`: 413 when too large, 408 when
 too slow), log it (without credential values; a bounded prefix of the body), resolve the route (404
 "Method not found." otherwise), apply any fault (latency, 429/500/503, dropped connection; a
@@ -15,15 +20,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from typing import Any, NoReturn
 from urllib.parse import unquote_plus
 
 from aiohttp import web
 from multidict import MultiMapping
 
-from tuning_api_emulator import auth, control
+from tuning_api_emulator import auth, control, oauth, storage, vertex_routes
 from tuning_api_emulator.bodies import log_text, read_body
-from tuning_api_emulator.errors import StatusError, bad_request
+from tuning_api_emulator.errors import METHOD_NOT_FOUND, StatusError, bad_request
 from tuning_api_emulator.jsonio import (
     dumps,
     enums_to_int,
@@ -36,6 +42,7 @@ from tuning_api_emulator.routes import Match, resolve
 from tuning_api_emulator.runtime import Runtime
 from tuning_api_emulator.schema import snake
 from tuning_api_emulator.service import Stream, unknown_query
+from tuning_api_emulator.vertex_schema import ENUM_NUMBERS as VERTEX_ENUM_NUMBERS
 
 log = logging.getLogger("tuning_api_emulator")
 
@@ -158,23 +165,30 @@ def _parsed_fields(expression: str) -> Selection:
     return parse_fields(expression)
 
 
-def _shape(body: Any, selection: Selection | None, int_enums: bool) -> Any:
+def _shape(
+    body: Any, selection: Selection | None, int_enums: bool, tables: dict[str, dict[str, int]] | None
+) -> Any:
     """``body`` narrowed to ``selection`` and with enums as numbers when asked."""
     body = select(body, selection) if selection is not None else body
-    return enums_to_int(body) if int_enums else body
+    return enums_to_int(body, tables) if int_enums else body
 
 
-def _render(result: Any, query: MultiMapping[str], selection: Selection | None) -> web.Response:
+def _render(
+    result: Any,
+    query: MultiMapping[str],
+    selection: Selection | None,
+    tables: dict[str, dict[str, int]] | None = None,
+) -> web.Response:
     int_enums = wants_int_enums(_alt_values(query))
     if isinstance(result, Stream):
-        chunks = [_shape(chunk, selection, int_enums) for chunk in result.chunks]
+        chunks = [_shape(chunk, selection, int_enums, tables) for chunk in result.chunks]
         if any(alt.split(";")[0].strip() == "sse" for alt in _alt_values(query)):
             text = "".join(f"data: {dumps(chunk, pretty=False)}\r\n\r\n" for chunk in chunks)
             return web.Response(
                 text=text, content_type="text/event-stream", charset="utf-8", headers=_HEADERS
             )
         return _json_response(chunks, query)
-    return _json_response(_shape(result, selection, int_enums), query)
+    return _json_response(_shape(result, selection, int_enums, tables), query)
 
 
 def _error(err: StatusError, query: MultiMapping[str]) -> web.Response:
@@ -211,6 +225,16 @@ def _finish(request: web.Request, entry: dict[str, Any], response: web.Response)
     return response
 
 
+def _authenticate(request: web.Request, runtime: Runtime, match: Match) -> None:
+    """Each service's credential rule (issued tokens count as configured ones)."""
+    tokens = runtime.accepted_tokens()
+    if match.route.api == "vertex":
+        auth.check_bearer(request.headers, request.query, tokens=tokens)
+        return
+    api_keys = None if runtime.open_access else runtime.api_keys or frozenset()
+    auth.check(request.headers, request.query, api_keys=api_keys, tokens=tokens)
+
+
 def _serve(
     request: web.Request, runtime: Runtime, raw: bytes, match: Match | StatusError, fault: StatusError | None
 ) -> web.Response:
@@ -221,13 +245,15 @@ def _serve(
             raise fault
         if isinstance(match, StatusError):
             raise match
-        auth.check(request.headers, query, api_keys=runtime.api_keys, tokens=runtime.tokens)
+        _authenticate(request, runtime, match)
         params = _params(match, query)
         selection = _selection(query)  # a bad expression is refused before anything changes
         body = loads_body(raw) if method in ("POST", "PATCH", "PUT") else {}
+        vertex = match.route.api == "vertex"
+        service = runtime.vertex if vertex else runtime.service
         with runtime.lock:
-            result = runtime.service.dispatch(match, params, body, runtime.clock())
-        return _render(result, query, selection)
+            result = service.dispatch(match, params, body, runtime.clock())
+        return _render(result, query, selection, VERTEX_ENUM_NUMBERS if vertex else None)
     except StatusError as err:
         return _error(err, query)
     except Exception:  # a bug in the emulator: answer like the service would, and say so in the log
@@ -237,17 +263,49 @@ def _serve(
 
 def _resolve(method: str, path: str) -> Match | StatusError:
     try:
+        if vertex_routes.is_vertex_path(path):
+            return vertex_routes.resolve(method, path)
         return resolve(method, path)
     except StatusError as err:
         return err
 
 
+def _serve_token(
+    request: web.Request, runtime: Runtime, raw: bytes, fault: StatusError | None
+) -> web.Response:
+    """``POST /token`` (see :mod:`.oauth`)."""
+    if fault is not None:
+        return _error(fault, request.query)
+    if request.method != "POST":
+        return _error(StatusError("NOT_FOUND", METHOD_NOT_FOUND), request.query)
+    try:
+        grant = oauth.grant(
+            raw,
+            request.headers.get("Content-Type", ""),
+            time.time(),  # a JWT's iat/exp come from the caller's wall clock, not the emulator's
+            refresh_tokens=None if runtime.open_access else runtime.refresh_tokens or frozenset(),
+            service_accounts=None if runtime.open_access else runtime.service_accounts or frozenset(),
+        )
+    except oauth.OAuthError as err:
+        return web.json_response(err.body(), status=err.http_status)
+    return web.json_response(oauth.answer(runtime.issue_token(), grant.scope))
+
+
 async def handle_api(request: web.Request) -> web.StreamResponse:
-    """Serve one API request."""
+    """Serve one API request: a Gemini or Vertex AI route, Cloud Storage, or ``POST /token``."""
     runtime = request.app[RUNTIME]
     entry = _entry(request, runtime)
-    match = _resolve(request.method, request.path)
-    entry["rpc"] = None if isinstance(match, StatusError) else match.route.rpc
+    kind = (
+        "token" if request.path == "/token" else "storage" if storage.is_storage_path(request.path) else "api"
+    )
+    match: Match | StatusError = StatusError("NOT_FOUND", METHOD_NOT_FOUND)
+    if kind == "token":
+        entry["rpc"] = "Token"
+    elif kind == "storage":
+        entry["rpc"] = storage.rpc_of(request.method, request.raw_path)
+    else:
+        match = _resolve(request.method, request.path)
+        entry["rpc"] = None if isinstance(match, StatusError) else match.route.rpc
     try:
         raw = await read_body(request, runtime.body_limits)
     except StatusError as err:  # too large or too slow: answer and close the connection
@@ -255,7 +313,7 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
         response = _error(err, request.query)
         response.force_close()
         return _finish(request, entry, response)
-    entry["body"] = log_text(raw, runtime.body_limits.log_bytes)
+    entry["body"] = REDACTED if kind == "token" else log_text(raw, runtime.body_limits.log_bytes)
     with runtime.lock:
         decision = runtime.faults.decide(entry["rpc"], request.method, request.path)
     runtime.log_request(entry)
@@ -263,7 +321,12 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(decision.delay)
     if decision.outcome == "drop":
         _drop(request, entry, "dropped")
-    response = _serve(request, runtime, raw, match, decision.error())
+    if kind == "token":
+        response = _serve_token(request, runtime, raw, decision.error())
+    elif kind == "storage":
+        response = runtime.storage.serve(request, raw, decision.error())
+    else:
+        response = _serve(request, runtime, raw, match, decision.error())
     if decision.outcome == "drop_after":  # handled (state changed), but the answer is lost
         entry["handled_status"] = response.status  # what the client never saw (200: committed)
         _drop(request, entry, "dropped_after")

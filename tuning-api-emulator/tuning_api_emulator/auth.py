@@ -1,4 +1,4 @@
-"""Authentication as the service does it.
+"""Authentication as the services do it (Vertex AI: :func:`check_bearer`).
 
 A call needs an API key (``x-goog-api-key`` header or ``?key=``) or an OAuth access token
 (``Authorization: Bearer``, or ``?access_token=``/``?oauth_token=``):
@@ -80,4 +80,62 @@ def check(
     if token is not None and not _accepted(token, tokens):
         raise StatusError(
             "UNAUTHENTICATED", INVALID_CREDENTIALS, details=[error_info("ACCESS_TOKEN_EXPIRED")]
+        )
+
+
+MISSING_CREDENTIALS = (
+    "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie "
+    "or other valid authentication credential. "
+    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+API_KEYS_UNSUPPORTED = (
+    "API keys are not supported by this API. Expected OAuth2 access token or other authentication "
+    "credentials that assert a principal. See https://cloud.google.com/docs/authentication"
+)
+VERTEX_SERVICE = "aiplatform.googleapis.com"
+
+
+def bearer(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The OAuth access token a request carries (``Authorization: Bearer`` or ``?access_token=``).
+
+    :raises StatusError: 401 for an ``Authorization`` header of another scheme.
+    """
+    authorization = headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise StatusError(
+                "UNAUTHENTICATED",
+                INVALID_CREDENTIALS,
+                details=[error_info("ACCESS_TOKEN_TYPE_UNSUPPORTED", service=VERTEX_SERVICE)],
+            )
+        return value.strip()
+    return query.get("access_token", query.get("oauth_token"))
+
+
+def check_bearer(
+    headers: Mapping[str, str], query: Mapping[str, str], *, tokens: Collection[str] | None
+) -> None:
+    """Vertex AI's rule: an OAuth access token is required and an API key is refused (401).
+
+    :param tokens: the accepted access tokens; ``None`` accepts any non-empty token.
+    """
+    if headers.get("x-goog-api-key") is not None or query.get("key") is not None:
+        raise StatusError(
+            "UNAUTHENTICATED",
+            API_KEYS_UNSUPPORTED,
+            details=[error_info("CREDENTIALS_MISSING", service=VERTEX_SERVICE)],
+        )
+    token = bearer(headers, query)
+    if token is None:
+        raise StatusError(
+            "UNAUTHENTICATED",
+            MISSING_CREDENTIALS,
+            details=[error_info("CREDENTIALS_MISSING", service=VERTEX_SERVICE)],
+        )
+    if not _accepted(token, tokens):
+        raise StatusError(
+            "UNAUTHENTICATED",
+            INVALID_CREDENTIALS,
+            details=[error_info("ACCESS_TOKEN_EXPIRED", service=VERTEX_SERVICE)],
         )

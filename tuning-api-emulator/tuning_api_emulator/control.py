@@ -2,7 +2,8 @@
 
 =========================================  ==========================================================
 ``GET /_emulator/state``                   summary: tuned models and their progress, faults, counts
-``POST /_emulator/reset``                  forget every tuned model, the request log and the faults
+``POST /_emulator/reset``                  forget all state (models, jobs, objects, tokens), the
+                                           request log and the faults
 ``GET /_emulator/faults``                  the fault plan as JSON
 ``PUT /_emulator/faults``                  replace the fault plan (body: see :mod:`.faults`)
 ``DELETE /_emulator/faults``               clear the fault plan
@@ -10,6 +11,7 @@
 ``DELETE /_emulator/requests``             clear the request log
 ``POST /_emulator/fail/<model id>``        make a running job fail; optional body
                                            ``{"message": "...", "atStep": N}``
+``POST /_emulator/vertex/fail/<job id>``   make a running Vertex AI tuning job fail (same body)
 =========================================  ==========================================================
 """
 
@@ -86,17 +88,33 @@ async def clear_requests(request: web.Request) -> web.Response:
     return _json({})
 
 
+async def _fail_body(request: web.Request) -> tuple[str, int | None]:
+    body = await _body(request) or {}
+    if not isinstance(body, dict) or set(body) - {"message", "atStep"}:
+        raise bad_request('The body may only have "message" (string) and "atStep" (integer).')
+    message = body.get("message", "")
+    at_step = body.get("atStep")
+    if not isinstance(message, str) or (
+        at_step is not None and (isinstance(at_step, bool) or not isinstance(at_step, int))
+    ):
+        raise bad_request('"message" must be a string and "atStep" an integer.')
+    return message, at_step
+
+
+async def fail_vertex(request: web.Request) -> web.Response:
+    try:
+        message, at_step = await _fail_body(request)
+        job = request.app[RUNTIME].fail_tuning_job(
+            request.match_info["job"], message=message, at_step=at_step
+        )
+        return _json(job)
+    except StatusError as err:
+        return _error(err)
+
+
 async def fail(request: web.Request) -> web.Response:
     try:
-        body = await _body(request) or {}
-        if not isinstance(body, dict) or set(body) - {"message", "atStep"}:
-            raise bad_request('The body may only have "message" (string) and "atStep" (integer).')
-        message = body.get("message", "")
-        at_step = body.get("atStep")
-        if not isinstance(message, str) or (
-            at_step is not None and (isinstance(at_step, bool) or not isinstance(at_step, int))
-        ):
-            raise bad_request('"message" must be a string and "atStep" an integer.')
+        message, at_step = await _fail_body(request)
         model = request.app[RUNTIME].fail_model(request.match_info["model"], message=message, at_step=at_step)
         return _json(model)
     except StatusError as err:
@@ -118,5 +136,6 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/_emulator/requests", get_requests)
     router.add_delete("/_emulator/requests", clear_requests)
     router.add_post("/_emulator/fail/{model:.+}", fail)
+    router.add_post("/_emulator/vertex/fail/{job:[^/]+}", fail_vertex)
     router.add_route("*", "/_emulator/{tail:.*}", unknown)
     router.add_route("*", "/_emulator", unknown)

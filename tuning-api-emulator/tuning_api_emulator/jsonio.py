@@ -194,21 +194,25 @@ ENUM_NUMBERS: dict[str, dict[str, int]] = {
 }
 
 
-def enums_to_int(value: Any) -> Any:
-    """A copy of a response body with every enum value as its number (``enum-encoding=int``)."""
+def enums_to_int(value: Any, tables: dict[str, dict[str, int]] | None = None) -> Any:
+    """A copy of a response body with every enum value as its number (``enum-encoding=int``).
+
+    :param tables: enum numbers per field name (default :data:`ENUM_NUMBERS`, the Gemini API's).
+    """
+    tables = ENUM_NUMBERS if tables is None else tables
     if isinstance(value, list):
-        return [enums_to_int(item) for item in value]
+        return [enums_to_int(item, tables) for item in value]
     if not isinstance(value, dict):
         return value
     out: dict[str, Any] = {}
     for key, item in value.items():
-        table = ENUM_NUMBERS.get(key)
+        table = tables.get(key)
         if table is not None and isinstance(item, str) and item in table:
             out[key] = table[item]
         elif key == "@type":
             out[key] = item
         else:
-            out[key] = enums_to_int(item)
+            out[key] = enums_to_int(item, tables)
     return out
 
 

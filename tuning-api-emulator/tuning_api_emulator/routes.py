@@ -33,6 +33,7 @@ class Route:
     :param versions: the API versions that serve it.
     :param handler: the handler name in :mod:`.app`.
     :param query: the request's query parameters (camelCase; snake_case is accepted too).
+    :param api: which emulated service serves it: ``gemini`` or ``vertex``.
     """
 
     rpc: str
@@ -41,6 +42,7 @@ class Route:
     versions: frozenset[str]
     handler: str
     query: tuple[str, ...] = ()
+    api: str = "gemini"  # "gemini" (Generative Language) or "vertex" (Vertex AI)
 
 
 def _route(rpc: str, method: str, pattern: str, versions: frozenset[str], handler: str, *query: str) -> Route:

@@ -44,7 +44,7 @@ def is_loopback(host: str) -> bool:
 
 
 class Emulator:
-    """A local emulator of the Generative Language tuning API.
+    """A local emulator of the Generative Language and Vertex AI tuning APIs (and Cloud Storage).
 
     >>> with Emulator(step_seconds=0.02) as emu:  # doctest: +SKIP
     ...     requests.get(f"{emu.url}/v1beta/models", headers={"x-goog-api-key": "k"})
@@ -66,6 +66,8 @@ class Emulator:
     :param body_timeout: seconds a request body may take to arrive (a slower one is answered 408
         and its connection closed).
     :param log_body_bytes: how many bytes of each body the request log keeps.
+    :param refresh_tokens: refresh tokens ``POST /token`` honours once credentials are configured.
+    :param service_accounts: service-account emails whose JWT grants ``POST /token`` honours then.
     """
 
     def __init__(
@@ -85,6 +87,8 @@ class Emulator:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         log_body_bytes: int = DEFAULT_LOG_BODY_BYTES,
+        refresh_tokens: Collection[str] | None = None,
+        service_accounts: Collection[str] | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
         self.runtime = Runtime(
@@ -97,6 +101,8 @@ class Emulator:
             owner_email=owner_email,
             request_log_limit=request_log_limit,
             body_limits=BodyLimits(max_body_bytes, body_timeout, log_body_bytes),
+            refresh_tokens=refresh_tokens,
+            service_accounts=service_accounts,
             **kwargs,
         )
         self.host = host
@@ -228,6 +234,12 @@ class Emulator:
     def fail_model(self, model: str, *, message: str = "", at_step: int | None = None) -> dict[str, Any]:
         """Make a running tuning job fail now (or at ``at_step``); returns the model."""
         return self.runtime.fail_model(model, message=message, at_step=at_step)
+
+    def fail_tuning_job(
+        self, job_id: str, *, message: str = "", at_step: int | None = None
+    ) -> dict[str, Any]:
+        """Make a running Vertex AI tuning job fail now (or at step ``at_step``); returns the job."""
+        return self.runtime.fail_tuning_job(job_id, message=message, at_step=at_step)
 
     def state(self) -> dict[str, Any]:
         """The summary ``GET /_emulator/state`` returns."""

@@ -15,17 +15,21 @@ from collections import deque
 from collections.abc import Callable, Collection
 from typing import Any
 
+from tuning_api_emulator import oauth
 from tuning_api_emulator.bodies import BodyLimits
 from tuning_api_emulator.faults import FaultPlan
 from tuning_api_emulator.service import DEFAULT_OWNER, Service
+from tuning_api_emulator.storage import StorageService
 from tuning_api_emulator.store import Store
 from tuning_api_emulator.tuning import progress
+from tuning_api_emulator.vertex_jobs import status as job_status
+from tuning_api_emulator.vertex_service import VertexService
 
 FaultsArg = FaultPlan | dict[str, Any] | list[Any] | str | None
 
 
 class Runtime:
-    """Store, service, accepted credentials, fault plan and request log.
+    """Store, services (Gemini, Vertex AI, Cloud Storage), credentials, fault plan and request log.
 
     :param step_seconds: seconds per tuning step.
     :param api_keys: accepted API keys; with ``tokens`` also ``None``, any non-empty key.
@@ -37,6 +41,8 @@ class Runtime:
     :param request_log_limit: how many API requests the log keeps (oldest dropped first).
     :param clock: the time source (seconds since the epoch).
     :param body_limits: the request body's maximum size, read deadline and logged prefix.
+    :param refresh_tokens: refresh tokens ``POST /token`` honours once credentials are configured.
+    :param service_accounts: service-account emails whose JWTs ``POST /token`` honours then.
     """
 
     def __init__(
@@ -52,6 +58,8 @@ class Runtime:
         request_log_limit: int = 100_000,
         clock: Callable[[], float] = time.time,
         body_limits: BodyLimits | None = None,
+        refresh_tokens: Collection[str] | None = None,
+        service_accounts: Collection[str] | None = None,
     ) -> None:
         self.lock = threading.RLock()
         self.body_limits = body_limits or BodyLimits()
@@ -59,16 +67,46 @@ class Runtime:
         self.clock = clock
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
         self.tokens = frozenset(tokens) if tokens is not None else None
+        self.refresh_tokens = frozenset(refresh_tokens) if refresh_tokens is not None else None
+        self.service_accounts = frozenset(service_accounts) if service_accounts is not None else None
         self.store = Store(state_file)
         self.store.load()
         self.service = Service(self.store, step_seconds=step_seconds, seed=seed, owner_email=owner_email)
+        self.vertex = VertexService(self.store, step_seconds=step_seconds, seed=seed)
+        self.storage = StorageService(self)
         self.faults = self._plan(faults)
         self._log: deque[dict[str, Any]] = deque(maxlen=request_log_limit)
 
     @property
     def open_access(self) -> bool:
         """Whether no credential is configured, so any non-empty key or token is accepted."""
-        return self.api_keys is None and self.tokens is None
+        return (
+            self.api_keys is None
+            and self.tokens is None
+            and self.refresh_tokens is None
+            and self.service_accounts is None
+        )
+
+    def accepted_tokens(self) -> frozenset[str] | None:
+        """The access tokens API routes accept: ``None`` (any) while no credential is configured,
+        else the configured ones plus those ``POST /token`` issued that have not expired."""
+        if self.open_access:
+            return None
+        with self.lock:
+            now = self.clock()
+            issued = {token for token, expiry in self.store.issued_tokens.items() if expiry > now}
+        return frozenset(self.tokens or ()) | issued
+
+    def issue_token(self) -> str:
+        """A new access token, valid for an hour (persisted with the state; expired ones pruned)."""
+        with self.lock:
+            now = self.clock()
+            tokens = {t: expiry for t, expiry in self.store.issued_tokens.items() if expiry > now}
+            token = oauth.new_token()
+            tokens[token] = now + oauth.TOKEN_SECONDS
+            self.store.issued_tokens = tokens
+            self.store.save()
+        return token
 
     def _plan(self, faults: FaultsArg) -> FaultPlan:
         if isinstance(faults, FaultPlan):
@@ -104,9 +142,11 @@ class Runtime:
             self._log.clear()
 
     def reset(self) -> None:
-        """Forget every tuned model, the request log and the faults."""
+        """Forget every tuned model, tuning job, bucket, object, issued token, the request log and
+        the faults."""
         with self.lock:
             self.store.clear()
+            self.storage.uploads.clear()
             self._log.clear()
             self.faults = FaultPlan(seed=self.seed)
 
@@ -115,6 +155,13 @@ class Runtime:
         with self.lock:
             rendered = self.service.fail_model(model, self.clock(), message=message, at_step=at_step)
         return copy.deepcopy(rendered)  # the rendering shares cached snapshot dicts
+
+    def fail_tuning_job(
+        self, job_id: str, *, message: str = "", at_step: int | None = None
+    ) -> dict[str, Any]:
+        """Make a running Vertex tuning job fail (see :meth:`.vertex_service.VertexService.fail_job`)."""
+        with self.lock:
+            return self.vertex.fail_job(job_id, self.clock(), message=message, at_step=at_step)
 
     def state(self) -> dict[str, Any]:
         """A summary for ``GET /_emulator/state`` (never any credential)."""
@@ -141,6 +188,12 @@ class Runtime:
                 "acceptedApiKeys": "any" if self.open_access else len(self.api_keys or ()),
                 "acceptedTokens": "any" if self.open_access else len(self.tokens or ()),
                 "tunedModels": models,
+                "tuningJobs": [
+                    {"name": job.name, "state": job_status(job, now).state, "totalSteps": job.total_steps}
+                    for job in sorted(self.store.tuning_jobs.values(), key=lambda j: j.sort_key)
+                ],
+                "buckets": sorted(self.store.buckets),
+                "objectCount": len(self.store.objects),
                 "faults": self.faults.to_config(),
                 "requestCount": len(self._log),
             }

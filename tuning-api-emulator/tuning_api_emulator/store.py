@@ -1,4 +1,5 @@
-"""The emulator's state: tuned models (with their operation and permissions), optionally persisted.
+"""The emulator's state, optionally persisted: tuned models (with their operation and permissions),
+Vertex AI tuning jobs and operations, Cloud Storage buckets and objects, and issued OAuth tokens.
 
 Everything a tuned model's progress depends on is stored (creation time, seconds per step, total
 steps, failure and cancellation marks), and progress itself is computed from the clock
@@ -15,6 +16,9 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tuning_api_emulator.storage_data import Bucket, StoredObject
+from tuning_api_emulator.vertex_jobs import VertexJob
 
 STATE_FORMAT = 1
 
@@ -112,6 +116,11 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self.models: dict[str, TunedModelRecord] = {}
+        self.tuning_jobs: dict[str, VertexJob] = {}  # by job id
+        self.vertex_operations: dict[str, dict[str, Any]] = {}  # by operation name
+        self.buckets: dict[str, Bucket] = {}
+        self.objects: dict[str, StoredObject] = {}  # by "bucket/name"
+        self.issued_tokens: dict[str, float] = {}  # OAuth access token -> expiry (epoch seconds)
 
     def load(self) -> None:
         """Read the state file if it exists (a missing file is an empty state)."""
@@ -121,6 +130,12 @@ class Store:
         if data.get("format") != STATE_FORMAT:
             raise ValueError(f"{self.path}: unsupported emulator state format {data.get('format')!r}")
         self.models = {m["id"]: TunedModelRecord.from_json(m) for m in data.get("tunedModels", [])}
+        self.tuning_jobs = {j["id"]: VertexJob.from_json(j) for j in data.get("tuningJobs", [])}
+        self.vertex_operations = {op["name"]: op for op in data.get("vertexOperations", [])}
+        self.buckets = {b["name"]: Bucket(**b) for b in data.get("buckets", [])}
+        objects = [StoredObject.from_json(o) for o in data.get("objects", [])]
+        self.objects = {o.key: o for o in objects}
+        self.issued_tokens = dict(data.get("issuedTokens", {}))
 
     def save(self) -> None:
         """Write the state file atomically (no-op without a state file).
@@ -132,7 +147,15 @@ class Store:
         if self.path is None:
             return
         payload = json.dumps(
-            {"format": STATE_FORMAT, "tunedModels": [m.to_json() for m in self.models.values()]},
+            {
+                "format": STATE_FORMAT,
+                "tunedModels": [m.to_json() for m in self.models.values()],
+                "tuningJobs": [j.to_json() for j in self.tuning_jobs.values()],
+                "vertexOperations": list(self.vertex_operations.values()),
+                "buckets": [b.to_json() for b in self.buckets.values()],
+                "objects": [o.to_json() for o in self.objects.values()],
+                "issuedTokens": self.issued_tokens,
+            },
             ensure_ascii=False,
         ).encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,8 +172,13 @@ class Store:
         _fsync_folder(self.path.parent)
 
     def clear(self) -> None:
-        """Forget every tuned model (and persist that)."""
+        """Forget every tuned model, tuning job, bucket, object and issued token (and persist that)."""
         self.models.clear()
+        self.tuning_jobs.clear()
+        self.vertex_operations.clear()
+        self.buckets.clear()
+        self.objects.clear()
+        self.issued_tokens.clear()
         self.save()
 
     def sorted_models(self) -> list[TunedModelRecord]:
