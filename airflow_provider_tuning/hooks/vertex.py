@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_provider_tuning import validation
@@ -26,6 +27,9 @@ from airflow_provider_tuning.hooks.vertex_connection import (
     VertexSettings,
     vertex_settings,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_tuning.hooks.ratelimit import SlidingWindowRateLimiter
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
@@ -86,6 +90,8 @@ class VertexTuningHook(TuningApiHook):
     :param api_version: ``v1`` (default) or ``v1beta1``.
     :param timeout: ``(connect, read)`` timeout of every request, in seconds.
     :param retry: retry policy for 408/429/5xx answers and connection errors.
+    :param pool_size: connections kept open per host: at least the number of concurrent calls.
+    :param rate_limiter: a limiter every HTTP request of this hook (retries included) must pass.
     """
 
     conn_name_attr = "gcp_conn_id"
@@ -102,13 +108,17 @@ class VertexTuningHook(TuningApiHook):
         api_version: str = "v1",
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
+        pool_size: int = 10,
+        rate_limiter: SlidingWindowRateLimiter | None = None,
     ) -> None:
         if api_version not in VERTEX_API_VERSIONS:
             raise InvalidInputError(
                 f"api_version must be one of {', '.join(VERTEX_API_VERSIONS)}, "
                 f"got {validation.quote(api_version)}"
             )
-        super().__init__(gcp_conn_id, timeout=timeout, retry=retry)
+        super().__init__(
+            gcp_conn_id, timeout=timeout, retry=retry, pool_size=pool_size, rate_limiter=rate_limiter
+        )
         self.gcp_conn_id = gcp_conn_id
         self.project_id = project_id
         self.location = location
@@ -180,6 +190,54 @@ class VertexTuningHook(TuningApiHook):
         return self._call("POST", f"/{self.api_version}/{job}:cancel", body={})
 
     # --- tuned models and endpoints ----------------------------------------------------------------
+
+    def get_operation(self, name: str) -> dict[str, Any]:
+        """``GET /{version}/projects/*/locations/*/.../operations/*`` (an undeploy's or a delete's).
+
+        :param name: the operation name a call returned.
+        """
+        parts = name.split("/") if isinstance(name, str) else []
+        if len(parts) < 6 or parts[0] != "projects" or parts[2] != "locations" or parts[-2] != "operations":
+            raise InvalidInputError(f"not a Vertex AI operation name: {validation.quote(name)}")
+        for part in parts:
+            validation.check_text("operation name", part)
+        if ".." in parts or any(not part for part in parts):
+            raise InvalidInputError(f"not a Vertex AI operation name: {validation.quote(name)}")
+        return self._call("GET", f"/{self.api_version}/{name}")
+
+    def wait_for_operation(
+        self, operation: Mapping[str, Any], *, timeout: float = 600.0, poll_interval: float = 2.0
+    ) -> dict[str, Any]:
+        """Poll a long-running operation until it is done; raise its error, if it ended with one.
+
+        :param operation: the Operation a call returned.
+        :param timeout: seconds to wait at most.
+        :param poll_interval: seconds between polls.
+        :raises TuningTimeoutError: it is still running after ``timeout``.
+        :raises ApiError: it ended with an error (the matching subclass of its ``google.rpc`` code).
+        """
+        from airflow_provider_tuning.exceptions import TuningTimeoutError, api_error_from_response
+        from airflow_provider_tuning.tuning_status import RPC_CODES
+
+        deadline = time.monotonic() + timeout
+        current = dict(operation)
+        while not current.get("done"):
+            if time.monotonic() >= deadline:
+                raise TuningTimeoutError(f"operation {current.get('name')} did not finish in {timeout:g} s")
+            self._sleep(poll_interval)
+            current = self.get_operation(str(current.get("name")))
+        error = current.get("error")
+        if isinstance(error, Mapping):
+            names = {number: name for name, number in RPC_CODES.items()}
+            code = error.get("code")
+            status = names.get(code, "UNKNOWN") if isinstance(code, int) else "UNKNOWN"
+            http = {"NOT_FOUND": 404, "FAILED_PRECONDITION": 400, "PERMISSION_DENIED": 403}.get(status, 500)
+            raise api_error_from_response(
+                http,
+                {"error": {"message": str(error.get("message", "")), "status": status}},
+                request=f"operation {current.get('name')}",
+            )
+        return current
 
     def delete_model(self, name: str) -> dict[str, Any]:
         """``DELETE /{version}/projects/*/locations/*/models/*`` (a ``@version`` suffix is dropped:

@@ -814,7 +814,14 @@ class GenerateContentOperator(BaseGenerateOperator):
     ``temperature`` is in [0, 2]. Safety categories are the Gemini ones (HARASSMENT, HATE_SPEECH,
     SEXUALLY_EXPLICIT, DANGEROUS_CONTENT, CIVIC_INTEGRITY).
 
-    :param system_instruction: a text system instruction (v1beta only). (templated)
+    On **Vertex AI**, give the tuned model's endpoint as ``model``
+    (``projects/*/locations/*/endpoints/*``, what ``CreateVertexTuningJobOperator`` returns as
+    ``endpoint``): the calls go to ``…/endpoints/*:generateContent`` through ``gcp_conn_id`` (a
+    ``google_cloud_platform`` connection), with the same batching, rate limit and evaluation;
+    ``api_version`` is then ``v1`` (default) or ``v1beta1``.
+
+    :param system_instruction: a text system instruction (v1beta, or Vertex AI). (templated)
+    :param gcp_conn_id: the ``google_cloud_platform`` connection used for a Vertex AI endpoint.
 
     See :class:`BaseGenerateOperator` for the other parameters.
     """
@@ -827,9 +834,51 @@ class GenerateContentOperator(BaseGenerateOperator):
     harm_categories = GEMINI_HARM_CATEGORIES
     block_thresholds = GEMINI_BLOCK_THRESHOLDS
 
-    def __init__(self, *, system_instruction: str | None = None, **kwargs: Any) -> None:
+    vertex_api_versions = ("v1", "v1beta1")
+
+    def __init__(
+        self,
+        *,
+        system_instruction: str | None = None,
+        gcp_conn_id: str = "google_cloud_default",
+        **kwargs: Any,
+    ) -> None:
+        self._version_given = kwargs.get("api_version") is not None
         super().__init__(**kwargs)
         self.system_instruction = system_instruction
+        self.gcp_conn_id = gcp_conn_id
+
+    @property
+    def on_vertex(self) -> bool:
+        """Whether ``model`` is a Vertex AI endpoint (``projects/*/locations/*/endpoints/*``)."""
+        return isinstance(self.model, str) and self.model.startswith("projects/")
+
+    def _validate_model_and_version(self) -> None:
+        if not self.on_vertex:
+            super()._validate_model_and_version()
+            return
+        self.model = validation.cloud_resource_name(self.model, "endpoints", what="model")
+        if not self._version_given:  # the model may be a template: the version is chosen once rendered
+            self.api_version = "v1"
+        if self.api_version not in self.vertex_api_versions:
+            raise InvalidInputError(
+                f"a Vertex AI endpoint is called with api_version 'v1' or 'v1beta1', got {self.api_version!r}"
+            )
+
+    def get_hook(self) -> Any:
+        """The Generative Language hook, or for a Vertex AI endpoint the Vertex hook in its region;
+        either way one pool of ``concurrency`` connections behind this run's rate limiter."""
+        if not self.on_vertex:
+            return super().get_hook()
+        from airflow_provider_tuning.hooks.vertex import VertexTuningHook
+
+        return VertexTuningHook(
+            self.gcp_conn_id,
+            location=self.model.split("/")[3],
+            api_version=self.api_version,
+            pool_size=self.concurrency,
+            rate_limiter=self._limiter,
+        )
 
     def build_request(self) -> dict[str, Any]:
         settings = self._common_settings()
@@ -851,15 +900,23 @@ class GenerateContentOperator(BaseGenerateOperator):
             validation.optional_string("system_instruction", self.system_instruction)
             if not self.system_instruction.strip():
                 raise InvalidInputError("system_instruction must be a non-empty string")
-            if self.api_version == "v1":
+            if self.api_version == "v1" and not self.on_vertex:
                 raise InvalidInputError(
                     "system_instruction needs api_version 'v1beta' (v1 has no systemInstruction)"
                 )
             request["system_instruction"] = {"parts": [{"text": self.system_instruction}]}
         return request
 
-    def call(self, hook: GenerativeLanguageHook, prompt: str, request: Mapping[str, Any]) -> Any:
+    def call(self, hook: Any, prompt: str, request: Mapping[str, Any]) -> Any:
         contents = [{"role": "user", "parts": [{"text": prompt}]}]
+        if self.on_vertex:
+            keys = {
+                "generation_config": "generationConfig",
+                "safety_settings": "safetySettings",
+                "system_instruction": "systemInstruction",
+            }
+            body = {"contents": contents, **{keys[key]: value for key, value in request.items()}}
+            return hook.generate_content(self.model, body)
         return hook.generate_content(self.model, contents, api_version=self.api_version, **request)
 
     def parse_response(self, response: Any) -> dict[str, Any]:
