@@ -224,6 +224,7 @@ def test_a_create_whose_response_is_lost_still_created_the_model(
     with pytest.raises(requests.ConnectionError):
         _create(emulator, "committed")
     assert emulator.request_log[-1]["status"] == "dropped_after"
+    assert emulator.request_log[-1]["handled_status"] == 200  # the create committed
     emulator.set_faults()
     api = Api(emulator.url)
     assert api.get("/v1beta/tunedModels/committed")["name"] == "tunedModels/committed"

@@ -328,5 +328,6 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
     else:
         response = _serve(request, runtime, raw, match, decision.error())
     if decision.outcome == "drop_after":  # handled (state changed), but the answer is lost
+        entry["handled_status"] = response.status  # what the client never saw (200: committed)
         _drop(request, entry, "dropped_after")
     return _finish(request, entry, response)
