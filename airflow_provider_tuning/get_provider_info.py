@@ -182,6 +182,18 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "512",
                         "default": "256",
                     },
+                    "trigger_gc_full_collection_threshold": {
+                        "description": "The triggerer process's third garbage-collection threshold "
+                        "(Python's default is 10) is raised to this when the first tuning wait starts, "
+                        "never lowered. Thousands of waiting triggers keep a few hundred thousand objects "
+                        "alive, and each full collection walks them all while the event loop waits "
+                        "(about 0.3 s at 5,000 waits); raising it makes those pauses about a hundred "
+                        "times rarer. 0 leaves the process's thresholds as they are.",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "0",
+                        "default": "1000",
+                    },
                 },
             }
         },

@@ -10,6 +10,7 @@ that use the same connection share one ``aiohttp.ClientSession`` (one connection
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -74,6 +75,44 @@ def max_connections() -> int:
     return value
 
 
+#: Default of ``[generative_language] trigger_gc_full_collection_threshold`` (BENCHMARKS.md, section 1).
+DEFAULT_GC_FULL_COLLECTION_THRESHOLD = 1000
+_GC_TUNED = False
+
+
+def raise_full_collection_threshold() -> None:
+    """Once per process, raise the third garbage-collection threshold to
+    ``[generative_language] trigger_gc_full_collection_threshold`` (never lower it; 0: leave it).
+
+    Each full collection walks every object alive while the event loop waits; a triggerer holding
+    thousands of waits has hundreds of thousands, and with Python's default of 10 it collects them
+    every few seconds (0.3 s pauses at 5,000 waits polled every 5 s).
+
+    :raises InvalidInputError: the option is not a whole number >= 0.
+    """
+    global _GC_TUNED
+    if _GC_TUNED:
+        return
+    raw = conf.get(
+        "generative_language",
+        "trigger_gc_full_collection_threshold",
+        fallback=str(DEFAULT_GC_FULL_COLLECTION_THRESHOLD),
+    )
+    try:
+        wanted = int(str(raw).strip())
+    except ValueError:
+        wanted = -1
+    if wanted < 0:
+        raise InvalidInputError(
+            "[generative_language] trigger_gc_full_collection_threshold must be a whole number >= 0, "
+            f"got {raw!r}"
+        )
+    first, second, third = gc.get_threshold()
+    if wanted > third:
+        gc.set_threshold(first, second, wanted)
+    _GC_TUNED = True
+
+
 def _import_dependencies() -> None:
     """Import every module in :data:`_LAZY_MODULES` (run in a worker thread)."""
     import importlib
@@ -117,6 +156,7 @@ async def shared_session(conn_id: str, *, trust_env: bool = True) -> AsyncIterat
     :param trust_env: honour proxy environment variables (set by the session's first user).
     """
     aiohttp = await _aiohttp()
+    raise_full_collection_threshold()
     per_loop = _SESSIONS.setdefault(asyncio.get_running_loop(), {})
     entry = per_loop.get(conn_id)
     if entry is None or entry.session.closed:
