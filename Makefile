@@ -40,9 +40,10 @@ audit: venv
 	fi
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
-## The README's main job: the Gemini example DAG end to end against the local emulator.
+## The README's main job: the Gemini example DAG end to end against the local emulator
+## (make demo DAG=example_vertex_tuning runs the Vertex AI example).
 demo: venv
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(DAG),--dag $(DAG),)
 
 ## Every benchmark in bench/, each run twice (about 50 minutes); results go to BENCHMARKS.md by hand.
 bench: venv

@@ -1,6 +1,7 @@
 """The main job: run the Gemini example tuning DAG end to end against the local emulator.
 
-``make demo`` runs this script. It
+``make demo`` runs this script (``make demo DAG=example_vertex_tuning`` runs the Vertex AI example:
+its tuning job, Cloud Storage upload and OAuth token refresh all go to the emulator too). It
 
 1. prepares a throw-away Airflow home in ``.demo/airflow-home`` (sqlite, DAGs from ``dags/``);
 2. starts the emulator (``python -m tuning_api_emulator --port 0``) as a subprocess on a
@@ -30,8 +31,13 @@ from typing import IO
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
 DAG_ID = "example_gemini_tuning"
+DAGS = ("example_gemini_tuning", "example_palm_tuning", "example_vertex_tuning")
 #: The emulator's only accepted key: a local stand-in, not a credential of any service.
 EMULATOR_KEY = "demo-emulator-key"
+#: The emulator's only accepted refresh token (the Vertex AI example's OAuth credentials): a stand-in.
+EMULATOR_REFRESH_TOKEN = "demo-emulator-refresh-token"  # noqa: S105 - a stand-in
+VERTEX_PROJECT = "demo-project"
+VERTEX_BUCKET = "demo-tuning-staging"
 #: A structlog console line: ``<time> [<level>] <message> [<logger>] key=value ...``.
 LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<message>.*?)\s+\[(?P<logger>[\w.]+)\](?: |$)")
 SERVING = re.compile(r"serving on (?P<url>http://\S+)")
@@ -66,9 +72,27 @@ class RunFilter:
             return Shown(self.task, "deferred: the trigger polls the tuning operation (no worker slot held)")
         if logger.endswith("TuningOperationTrigger"):
             return Shown("trigger", message.split(": ", 1)[-1])
-        if logger.endswith(("CreateTunedModelOperator", "DeleteTunedModelOperator")) and message.startswith(
-            ("Validated", "Created", "Reattach", "Tuned model", "Deleted", "Could not")
+        operators = (
+            "CreateTunedModelOperator",
+            "DeleteTunedModelOperator",
+            "CreateVertexTuningJobOperator",
+            "DeleteVertexTunedModelOperator",
+        )
+        if logger.endswith(operators) and message.startswith(
+            (
+                "Validated",
+                "Created",
+                "Reattach",
+                "Tuned model",
+                "Deleted",
+                "Could not",
+                "Uploaded",
+                "Tuning job",
+            )
         ):
+            return Shown(self.task, message)
+        if message.startswith(("Holdout score", "Promoted")):
+            self.answers.append(message)
             return Shown(self.task, message)
         if logger.endswith(("GenerateContentOperator", "GenerateTextOperator")) and " done: " in message:
             return Shown(self.task, message)
@@ -98,6 +122,8 @@ def _start_emulator(env: dict[str, str], step_seconds: float) -> tuple[subproces
             str(step_seconds),
             "--api-key",
             EMULATOR_KEY,
+            "--refresh-token",
+            EMULATOR_REFRESH_TOKEN,
             "--verbose",
         ],
         stdout=subprocess.PIPE,
@@ -155,16 +181,56 @@ def _environment(url: str | None = None) -> dict[str, str]:
         env["AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT"] = json.dumps(
             {"conn_type": "generativelanguage", "host": url, "password": EMULATOR_KEY}
         )
+        env["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = json.dumps(
+            {
+                "conn_type": "google_cloud_platform",
+                "host": url,
+                "extra": {"project": VERTEX_PROJECT, "keyfile_dict": _user_credentials(url)},
+            }
+        )
     return env
 
 
-def _run_dag(env: dict[str, str], started: float) -> tuple[int, RunFilter]:
+def _user_credentials(url: str) -> dict[str, str]:
+    """An ``authorized_user`` JSON that refreshes at the emulator's ``/token`` (no real credential)."""
+    return {
+        "type": "authorized_user",
+        "client_id": "demo.apps.googleusercontent.com",
+        "client_secret": "demo-emulator-client-secret",
+        "refresh_token": EMULATOR_REFRESH_TOKEN,
+        "token_uri": f"{url}/token",
+    }
+
+
+def _create_bucket(url: str) -> None:
+    """Create the Vertex AI example's staging bucket in the emulator's Cloud Storage."""
+    import requests
+
+    grant = requests.post(
+        f"{url}/token", data={"grant_type": "refresh_token", **_user_credentials(url)}, timeout=30
+    )
+    grant.raise_for_status()
+    token = grant.json()["access_token"]
+    created = requests.post(
+        f"{url}/storage/v1/b",
+        params={"project": VERTEX_PROJECT},
+        json={"name": VERTEX_BUCKET},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    created.raise_for_status()
+
+
+def _run_dag(env: dict[str, str], started: float, dag_id: str) -> tuple[int, RunFilter]:
     """``airflow dags test``: stream its output to the full log and the chosen lines to the screen."""
     pick = RunFilter()
     airflow = str(Path(sys.executable).parent / "airflow")
+    command = [airflow, "dags", "test", dag_id]
+    if dag_id == "example_vertex_tuning":
+        command += ["--conf", json.dumps({"staging_uri": f"gs://{VERTEX_BUCKET}/example_vertex_tuning"})]
     with (DEMO / "dags-test.log").open("w") as full_log:
         run = subprocess.Popen(
-            [airflow, "dags", "test", DAG_ID],
+            command,
             env=env,
             text=True,
             stdout=subprocess.PIPE,
@@ -189,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--step-seconds", type=float, default=0.25, help="emulated seconds per tuning step (default 0.25)"
     )
+    parser.add_argument("--dag", choices=DAGS, default=DAG_ID, help=f"the example to run (default {DAG_ID})")
     args = parser.parse_args(argv)
 
     shutil.rmtree(DEMO, ignore_errors=True)
@@ -211,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         if migrated.returncode != 0:
             print(f"[demo] airflow db migrate failed (exit {migrated.returncode}); see .demo/db-migrate.log")
             return migrated.returncode
-        print(f"[demo] airflow dags test {DAG_ID}  (full log: .demo/dags-test.log)")
-        rc, pick = _run_dag(env, started)
+        if args.dag == "example_vertex_tuning":
+            _create_bucket(url)
+            print(f"[demo] created the staging bucket gs://{VERTEX_BUCKET} in the emulator's Cloud Storage")
+        print(f"[demo] airflow dags test {args.dag}  (full log: .demo/dags-test.log)")
+        rc, pick = _run_dag(env, started, args.dag)
     finally:
         _stop(emulator, "emulator")
 
@@ -224,8 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in tail:
             print(f"    {line[:200]}")
     if pick.answers:
-        print("[demo] the tuned model's answers (the seed's real model answered 'LXIII' -> 'LXIV'; the")
-        print("       emulator answers with the output of the most similar training example):")
+        print("[demo] the tuned model's answers (the emulator answers with the output of the most")
+        print("       similar training example):")
         for answer in pick.answers:
             print(f"         {answer}")
     if rc == 0 and state != "success":

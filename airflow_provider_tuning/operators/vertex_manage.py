@@ -163,6 +163,8 @@ class DeleteVertexTunedModelOperator(_VertexOperator):
     :param tuning_job_name: the job whose model and endpoint go. (templated)
     :param endpoint: ``projects/*/locations/*/endpoints/*``. (templated)
     :param tuned_model: ``projects/*/locations/*/models/*[@version]`` (every version goes). (templated)
+    :param delete_model: also delete the model (``False``: only the endpoint goes; a model in the
+        Model Registry costs nothing while it is not deployed).
     :param ignore_missing: what no longer exists is not an error.
     :param operation_timeout: seconds to wait for each long-running operation.
     """
@@ -175,6 +177,7 @@ class DeleteVertexTunedModelOperator(_VertexOperator):
         tuning_job_name: str | None = None,
         endpoint: str | None = None,
         tuned_model: str | None = None,
+        delete_model: bool = True,
         ignore_missing: bool = True,
         operation_timeout: float = 900.0,
         **kwargs: Any,
@@ -183,6 +186,7 @@ class DeleteVertexTunedModelOperator(_VertexOperator):
         self.tuning_job_name = tuning_job_name
         self.endpoint = endpoint
         self.tuned_model = tuned_model
+        self.delete_model = delete_model
         self.ignore_missing = ignore_missing
         self.operation_timeout = operation_timeout
 
@@ -240,7 +244,7 @@ class DeleteVertexTunedModelOperator(_VertexOperator):
                 if not self.ignore_missing:
                     raise
                 self.log.info("Endpoint %s does not exist; nothing to delete", endpoint)
-        if model:
+        if model and self.delete_model:
             hook = self.get_hook(model)
             try:
                 hook.wait_for_operation(hook.delete_model(model), timeout=self.operation_timeout)
