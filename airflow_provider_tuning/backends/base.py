@@ -63,6 +63,12 @@ class TuningBackend(Protocol):
         :raises UnexpectedResponseError: it does not have the expected shape.
         """
 
+    def cancel_call(self, name: str) -> ApiCall | None:
+        """Return the call that cancels the job polled as ``name``, if the service has one.
+
+        :param name: the canonical name.
+        """
+
     def failure_call(self, status: TuningStatus) -> ApiCall | None:
         """Return the call that tells why a failed job failed, when its status does not say."""
 

@@ -75,6 +75,15 @@ class GeminiBackend:
                 200, None, "the response nests too deeply", request=f"GET {name}"
             ) from None
 
+    def cancel_call(self, name: str) -> ApiCall | None:
+        """``POST /v1/<operation>:cancel``; a tuned model polled without its operation has no cancel.
+
+        :param name: a normalised name.
+        """
+        if not validation.is_operation_name(name):
+            return None
+        return ApiCall("POST", f"/{OPERATION_API_VERSION}/{name}:cancel", body={})
+
     def failure_call(self, status: TuningStatus) -> ApiCall | None:
         """A FAILED TunedModel carries no message; its operations do: list them.
 

@@ -141,6 +141,13 @@ class VertexBackend:
             resource=strip_training_data(resource) if full else {},
         )
 
+    def cancel_call(self, name: str) -> ApiCall | None:
+        """``POST /v1/<tuning job>:cancel``.
+
+        :param name: a normalised tuning job name.
+        """
+        return ApiCall("POST", f"/{API_VERSION}/{name}:cancel", body={})
+
     def failure_call(self, status: TuningStatus) -> ApiCall | None:
         """None: a failed TuningJob carries its own error."""
         return None

@@ -103,7 +103,8 @@ class CreateVertexTuningJobOperator(BaseOperator):
     :param poll_interval: seconds between polls (default ``[generative_language] poll_interval``).
     :param timeout: how long to wait (default ``[generative_language] default_timeout``).
     :param max_consecutive_failures: transient poll failures in a row before giving up.
-    :param cancel_on_kill: cancel the job when the task is killed while it waits in the worker.
+    :param cancel_on_kill: cancel the job when the task is killed while it waits, in the worker or
+        deferred (the trigger's ``on_kill``).
     :param asset: the outlet asset emitted when the job succeeds.
     """
 
@@ -450,6 +451,7 @@ class CreateVertexTuningJobOperator(BaseOperator):
                     deadline=deadline,
                     max_consecutive_failures=self.max_consecutive_failures,
                     backend="vertex",
+                    cancel_on_kill=self.cancel_on_kill,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout + DEFER_TIMEOUT_MARGIN),

@@ -74,6 +74,7 @@ class TuningOperationTrigger(BaseTrigger):
     :param request_timeout: total seconds allowed for one HTTP request.
     :param retry_initial_delay: backoff before the first retry after a transient failure.
     :param retry_max_delay: cap of the backoff (also caps ``Retry-After``).
+    :param cancel_on_kill: cancel the job when a user kills the deferred task (``on_kill``).
     :param backend: the tuning service: ``gemini`` (the Generative Language API; ``conn_id`` a
         ``generativelanguage`` connection) or ``vertex`` (Vertex AI tuning jobs; ``conn_id`` a
         ``google_cloud_platform`` connection, ``name`` a tuning job).
@@ -92,6 +93,7 @@ class TuningOperationTrigger(BaseTrigger):
         retry_initial_delay: float = 2.0,
         retry_max_delay: float = 120.0,
         backend: str = "gemini",
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(conn_id, str) or not conn_id:
@@ -117,6 +119,11 @@ class TuningOperationTrigger(BaseTrigger):
             poll_interval, deadline, max_consecutive_failures, retry_initial_delay, retry_max_delay
         )
         self.request_timeout = validation.seconds("request_timeout", request_timeout)
+        if not isinstance(cancel_on_kill, bool):
+            raise InvalidInputError(
+                f"cancel_on_kill must be True or False, got {validation.quote(cancel_on_kill)}"
+            )
+        self.cancel_on_kill = cancel_on_kill
 
     @property
     def deadline(self) -> float | None:
@@ -144,8 +151,22 @@ class TuningOperationTrigger(BaseTrigger):
                 "retry_initial_delay": policy.retry_initial_delay,
                 "retry_max_delay": policy.retry_max_delay,
                 "backend": self.backend,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task (mark failed, clear...): cancel the job, when
+        ``cancel_on_kill`` is set and the service can (never on a triggerer restart or a timeout)."""
+        if not self.cancel_on_kill:
+            return
+        call = get_backend(self.backend).cancel_call(self.name)
+        if call is None:
+            self.log.warning("%s cannot be cancelled (no cancel route for it); it keeps running", self.name)
+            return
+        async with async_hook_for(self.backend, self.conn_id, self.name, request_timeout=30.0) as hook:
+            await hook.call(call, timeout=30.0)
+        self.log.info("Cancelled %s: the task was killed", self.name)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the job finishes, fails, times out or keeps failing; yield one event."""

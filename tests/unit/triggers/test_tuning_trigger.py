@@ -411,6 +411,7 @@ def test_serialize_round_trips_and_holds_no_secret():
         "retry_initial_delay": 0.5,
         "retry_max_delay": 9.0,
         "backend": "gemini",
+        "cancel_on_kill": False,
     }
     module, _, name = classpath.rpartition(".")
     again = getattr(importlib.import_module(module), name)(**kwargs)

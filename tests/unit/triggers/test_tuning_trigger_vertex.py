@@ -127,3 +127,17 @@ async def test_transient_errors_follow_the_same_wait_policy(api, vertex_conn):
 def test_bad_vertex_arguments(kwargs, fragment):
     with pytest.raises(InvalidInputError, match=fragment.replace("(", r"\(")):
         TuningOperationTrigger(**{"conn_id": "c", "name": JOB, "backend": "vertex", **kwargs})
+
+
+async def test_a_user_kill_cancels_the_job_when_asked(api, vertex_conn):
+    api.script(f"{PATH}:cancel", {}, method="POST")
+    trigger = TuningOperationTrigger(conn_id=vertex_conn, name=JOB, backend="vertex", cancel_on_kill=True)
+    await trigger.on_kill()
+    (cancel,) = api.seen(f"{PATH}:cancel", method="POST")
+    assert cancel.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert trigger.serialize()[1]["cancel_on_kill"] is True
+
+
+async def test_without_cancel_on_kill_a_kill_leaves_the_job(api, vertex_conn):
+    await TuningOperationTrigger(conn_id=vertex_conn, name=JOB, backend="vertex").on_kill()
+    assert api.seen(f"{PATH}:cancel", method="POST") == []
