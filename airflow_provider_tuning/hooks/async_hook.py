@@ -141,6 +141,18 @@ class _SharedSession:
     users: int = 0
 
 
+@dataclass
+class _SharedCredentials:
+    settings: ConnectionSettings
+    auth: RequestAuth
+    users: int = 0
+
+
+#: Per event loop: the settings and credentials of each connection in use (one read, one token).
+_CREDENTIALS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[Any, ...], _SharedCredentials]
+] = weakref.WeakKeyDictionary()
+
 _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedSession]] = (
     weakref.WeakKeyDictionary()
 )
@@ -214,23 +226,55 @@ class GenerativeLanguageAsyncHook(ConnectionHookAttributes, BaseHook):
         self.auth: RequestAuth | None = None
         self._lease: Any = None
         self._session: aiohttp.ClientSession | None = None
+        self._credentials: (
+            tuple[dict[tuple[Any, ...], _SharedCredentials], tuple[Any, ...], _SharedCredentials] | None
+        ) = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self.conn_id!r})"
 
     async def __aenter__(self) -> GenerativeLanguageAsyncHook:
-        await self.connect()
-        loopback = self.settings is not None and self.settings.is_loopback
-        self._lease = shared_session(self.conn_id, trust_env=not loopback)
-        self._session = await self._lease.__aenter__()
+        """Lease the connection's settings and credentials, and its session, shared by every hook of
+        this event loop on the same connection (read once; one token refresh serves them all)."""
+        per_loop = _CREDENTIALS.setdefault(asyncio.get_running_loop(), {})
+        key = self.share_key()
+        entry = per_loop.get(key)
+        if entry is None:
+            await self.connect()
+            if self.settings is None or self.auth is None:  # connect() sets both or raises
+                raise RuntimeError(f"{self!r} could not read its connection")
+            entry = per_loop.setdefault(key, _SharedCredentials(self.settings, self.auth))
+        self.settings, self.auth = entry.settings, entry.auth
+        entry.users += 1
+        self._credentials = (per_loop, key, entry)
+        try:
+            self._lease = shared_session(self.conn_id, trust_env=not entry.settings.is_loopback)
+            self._session = await self._lease.__aenter__()
+        except BaseException:
+            self._release_credentials()
+            raise
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         lease, self._lease, self._session = self._lease, None, None
+        self._release_credentials()
         if lease is not None:
             await lease.__aexit__(exc_type, exc, tb)
+
+    def share_key(self) -> tuple[Any, ...]:
+        """What hooks that may share settings and credentials have in common."""
+        return (type(self).__qualname__, self.conn_id)
+
+    def _release_credentials(self) -> None:
+        held, self._credentials = self._credentials, None
+        if held is None:
+            return
+        per_loop, key, entry = held
+        entry.users -= 1
+        if entry.users <= 0 and per_loop.get(key) is entry:
+            del per_loop[key]
 
     async def connect(self) -> None:
         """Read the connection and build its credentials (once), without blocking the event loop."""
@@ -374,6 +418,10 @@ class VertexAsyncHook(GenerativeLanguageAsyncHook):
         super().__init__(gcp_conn_id, retry=retry, request_timeout=request_timeout)
         self.location = location
         self.project_id = project_id
+
+    def share_key(self) -> tuple[Any, ...]:
+        """Hooks share settings per connection, region and project (the host is regional)."""
+        return (*super().share_key(), self.location, self.project_id)
 
     def read_settings(self, conn: Any) -> ConnectionSettings:
         """Vertex AI settings of a ``google_cloud_platform`` connection (runs in a worker thread).

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,8 @@ from airflow_provider_tuning.hooks.retry import RetryPolicy, is_retryable_status
 log = logging.getLogger("airflow_provider_tuning.hooks.transport")
 
 USER_AGENT = f"airflow-provider-tuning/{__version__}"
+#: A path with nothing to percent-encode (every validated resource name gives one).
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/:~._-]*")
 Scrub = Callable[[str], str]
 
 
@@ -119,8 +122,9 @@ def prepare_request(
     elif content is not None:
         data = bytes(content)
         headers["Content-Type"] = content_type or "application/octet-stream"
-    query = {key: _query_value(value) for key, value in (params or {}).items() if value is not None}
-    url = f"{base_url}{url_quote(path, safe='/:~.-_')}"
+    query = {key: _query_value(value) for key, value in params.items() if value is not None} if params else {}
+    quoted = path if _PLAIN_PATH.fullmatch(path) else url_quote(path, safe="/:~.-_")
+    url = f"{base_url}{quoted}"
     return PreparedRequest(method, url, query, data, headers, idempotent, path)
 
 
@@ -136,7 +140,7 @@ def parse_json(text: str | bytes) -> Any:
     :raises ValueError: it is not JSON, or it nests too deeply.
     """
     try:
-        return json.loads(text)
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
     except RecursionError:  # the C parser stops at the interpreter's recursion limit, cleanly
         raise ValueError("JSON nested too deeply to parse") from None
 
@@ -175,13 +179,14 @@ def classify(
         return UnexpectedResponseError(
             status, None, f"unexpected redirect (HTTP {status}); redirects are not followed", request=route
         )
+    blank = not content.strip()
     try:
-        body = parse_json(content) if content.strip() else None
+        body = None if blank else parse_json(content)
         problem = None
     except (ValueError, UnicodeDecodeError) as err:
         body, problem = None, str(err) if "nested" in str(err) else None
     if 200 <= status < 300:
-        if body is None and not content.strip():
+        if blank:
             return {}
         if isinstance(body, dict):
             return body
@@ -274,7 +279,8 @@ class Call:
         """
         self.attempt += 1
         headers = headers or {}
-        log.debug("%s -> HTTP %s", self.request.route, status)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> HTTP %s", self.request.route, status)
         if status == 401 and self.refreshable and not self._reauthenticated:
             self._reauthenticated = True
             self.attempt -= 1

@@ -542,3 +542,34 @@ async def test_api_messages_are_scrubbed_of_the_key(api: ScriptedApi, conn_id: s
     assert event["status"] == "failed"
     assert event["message"] == "API key not valid: ***. Please pass a valid key."
     assert API_KEY not in json.dumps(event)
+
+
+async def test_triggers_of_one_connection_share_its_credentials_and_one_token(api, monkeypatch):
+    """One read of the connection and one token refresh serve every wait on it; nothing is kept
+    once the last wait ends (an edited connection is read afresh by the next one)."""
+    api.script(
+        "/token", {"access_token": "ya29.shared", "expires_in": 3600, "token_type": "Bearer"}, method="POST"
+    )
+    keyfile = {
+        "type": "authorized_user",
+        "client_id": "c.apps.googleusercontent.com",
+        "client_secret": "shared-secret",
+        "refresh_token": "shared-refresh",
+        "token_uri": f"{api.url}/token",
+    }
+    conn = {
+        "conn_type": "generativelanguage",
+        "host": api.url,
+        "extra": json.dumps({"keyfile_dict": keyfile}),
+    }
+    set_connection(monkeypatch, "tuning_shared_oauth", json.dumps(conn))
+    api.script(OP_PATH, operation(1), operation(2), operation(38, done=True))
+    api.script(MODEL_PATH, tuned_model("CREATING"), tuned_model("ACTIVE", 38))
+    triggers = [
+        TuningOperationTrigger(conn_id="tuning_shared_oauth", name=name, **FAST) for name in (OP, MODEL, OP)
+    ]
+    results = await asyncio.gather(*(run_trigger(t) for t in triggers))
+    assert [r[0]["status"] for r in results] == ["success"] * 3
+    assert len(api.seen("/token", method="POST")) == 1
+    assert {r.headers["Authorization"] for r in api.requests if r.path != "/token"} == {"Bearer ya29.shared"}
+    assert async_hook_module._CREDENTIALS.get(asyncio.get_running_loop(), {}) == {}
