@@ -420,7 +420,7 @@ class ConnectionSettings:
 
     @classmethod
     def _from_connection(cls, conn: Any, conn_id: str | None) -> ConnectionSettings:
-        extra = _read_extra(conn)
+        extra = read_extra(getattr(conn, "extra", None), _EXTRA_KEYS, (CONN_TYPE, LEGACY_CONN_TYPE))
         host = (getattr(conn, "host", None) or "").strip()
         port = getattr(conn, "port", None)
         if host:
@@ -430,9 +430,9 @@ class ConnectionSettings:
         else:
             base_url = DEFAULT_BASE_URL
 
-        api_version = _str_option(extra, "api_version") or DEFAULT_API_VERSION
+        api_version = str_option(extra, "api_version") or DEFAULT_API_VERSION
         password = (getattr(conn, "password", None) or "").strip() or None
-        extra_key = _str_option(extra, "api_key")
+        extra_key = str_option(extra, "api_key")
         if password and extra_key and password != extra_key:
             raise ConnectionConfigError(
                 "conflicting API keys: the password field and extra 'api_key' differ; set one of them"
@@ -443,13 +443,13 @@ class ConnectionSettings:
         keyfile: dict[str, Any] | None = None
         if keyfile_raw not in (None, "", {}):
             keyfile = parse_keyfile_json(keyfile_raw, source="keyfile_dict")
-        key_path = _str_option(extra, "key_path")
+        key_path = str_option(extra, "key_path")
 
         key_type = None
         if key_path and not api_key and keyfile is None:
             key_type = read_keyfile(key_path)["type"]
 
-        auth_type = _str_option(extra, "auth_type")
+        auth_type = str_option(extra, "auth_type")
         if auth_type:
             auth_type = auth_type.lower()
         elif api_key:
@@ -474,15 +474,21 @@ class ConnectionSettings:
             key_path=key_path,
             scopes=scopes,
             impersonation_chain=_split_list(extra.get("impersonation_chain"), "impersonation_chain"),
-            quota_project_id=_str_option(extra, "quota_project_id"),
-            iam_endpoint_override=_str_option(extra, "iam_endpoint_override"),
+            quota_project_id=str_option(extra, "quota_project_id"),
+            iam_endpoint_override=str_option(extra, "iam_endpoint_override"),
             conn_id=conn_id,
         )
 
 
-def _read_extra(conn: Any) -> dict[str, Any]:
-    """Return the connection's extra as a dict, with UI-prefixed keys folded in."""
-    raw = getattr(conn, "extra", None)
+def read_extra(raw: Any, keys: Sequence[str], conn_types: Sequence[str]) -> dict[str, Any]:
+    """Return the ``keys`` of a connection's extra, bare or with the form's prefix of any of
+    ``conn_types`` (``extra__<conn type>__<key>``); empty values are left out.
+
+    :param raw: the connection's ``extra``: JSON text, a mapping, or nothing.
+    :param keys: the keys to read.
+    :param conn_types: the connection types whose form prefixes count.
+    :raises ConnectionConfigError: the extra is not a JSON object (the text is never quoted).
+    """
     if raw is None or raw == "":
         data: Any = {}
     elif isinstance(raw, Mapping):
@@ -494,9 +500,9 @@ def _read_extra(conn: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConnectionConfigError("extra must be a JSON object")
     result: dict[str, Any] = {}
-    for key in _EXTRA_KEYS:
+    for key in keys:
         value = data.get(key)
-        for conn_type in (CONN_TYPE, LEGACY_CONN_TYPE):  # the form's prefixed keys, either type
+        for conn_type in conn_types:
             if value in (None, ""):
                 value = data.get(f"extra__{conn_type}__{key}")
         if value not in (None, ""):
@@ -504,8 +510,13 @@ def _read_extra(conn: Any) -> dict[str, Any]:
     return result
 
 
-def _str_option(extra: Mapping[str, Any], key: str) -> str | None:
-    """Return a string option of ``extra`` (stripped), ``None`` when absent."""
+def str_option(extra: Mapping[str, Any], key: str) -> str | None:
+    """Return a string option of ``extra`` (stripped), ``None`` when absent or blank.
+
+    :param extra: the extras :func:`read_extra` returned.
+    :param key: the option.
+    :raises ConnectionConfigError: the value is not a string.
+    """
     value = extra.get(key)
     if value is None:
         return None

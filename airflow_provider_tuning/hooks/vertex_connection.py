@@ -21,10 +21,11 @@ from airflow_provider_tuning.hooks.connection import (
     AUTH_ADC,
     CLOUD_PLATFORM_SCOPE,
     ConnectionSettings,
-    load_json,
     normalize_url,
     parse_keyfile_json,
+    read_extra,
     read_keyfile,
+    str_option,
 )
 from airflow_provider_tuning.validation import quote
 
@@ -88,34 +89,6 @@ def default_host(location: str) -> str:
     return f"https://{location}-aiplatform.googleapis.com"
 
 
-def _extras(conn: Any) -> dict[str, Any]:
-    """The connection's Vertex-related extras, bare or with the form's prefix."""
-    raw: Any = getattr(conn, "extra", None)
-    if isinstance(raw, str) and raw.strip():
-        raw = load_json(raw, "extra")
-    elif raw in (None, ""):
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConnectionConfigError("extra must be a JSON object")
-    result: dict[str, Any] = {}
-    for key in _EXTRA_KEYS:
-        value = raw.get(key)
-        if value in (None, ""):
-            value = raw.get(f"extra__{GCP_CONN_TYPE}__{key}")
-        if value not in (None, ""):
-            result[key] = value
-    return result
-
-
-def _text(extra: dict[str, Any], key: str) -> str | None:
-    value = extra.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ConnectionConfigError(f"extra field {key!r} must be a string")
-    return value.strip() or None
-
-
 def vertex_settings(conn: Any, *, project: str | None = None, location: str | None = None) -> VertexSettings:
     """Read a ``google_cloud_platform`` connection for Vertex AI.
 
@@ -137,23 +110,23 @@ def vertex_settings(conn: Any, *, project: str | None = None, location: str | No
 def _vertex_settings(
     conn: Any, conn_id: str | None, project: str | None, location: str | None
 ) -> VertexSettings:
-    extra = _extras(conn)
+    extra = read_extra(getattr(conn, "extra", None), _EXTRA_KEYS, (GCP_CONN_TYPE,))
     if (getattr(conn, "password", None) or "").strip():
         raise ConnectionConfigError(
             "Vertex AI takes no API key: remove the password and use a service account, user "
             "credentials, a workload identity federation configuration or Application Default Credentials"
         )
-    location = location or _text(extra, "location") or DEFAULT_LOCATION
+    location = location or str_option(extra, "location") or DEFAULT_LOCATION
     if not _LOCATION.fullmatch(location):
         raise ConnectionConfigError(f"location {quote(location)} is not a region such as 'us-central1'")
-    project = project or _text(extra, "project")
+    project = project or str_option(extra, "project")
     if project is not None and not _PROJECT.fullmatch(project):
         raise ConnectionConfigError(f"project {quote(project)} is not a Google Cloud project id or number")
     host = (getattr(conn, "host", None) or "").strip()
     base_url = normalize_url(host, port=getattr(conn, "port", None)) if host else default_host(location)
 
     keyfile: dict[str, Any] | None = None
-    key_path = _text(extra, "key_path")
+    key_path = str_option(extra, "key_path")
     sources = [key for key in ("keyfile_dict", "key_path", "credential_config_file") if extra.get(key)]
     if len(sources) > 1:
         raise ConnectionConfigError(f"conflicting credentials: {' and '.join(sources)} are both set; set one")
@@ -172,7 +145,7 @@ def _vertex_settings(
         auth_type = str(read_keyfile(key_path)["type"])
     else:
         auth_type = AUTH_ADC
-    scopes = _text(extra, "scope")
+    scopes = str_option(extra, "scope")
     return VertexSettings(
         auth=ConnectionSettings(
             base_url=base_url,
@@ -184,7 +157,7 @@ def _vertex_settings(
             if scopes
             else (CLOUD_PLATFORM_SCOPE,),
             impersonation_chain=extra.get("impersonation_chain") or (),
-            quota_project_id=_text(extra, "quota_project_id"),
+            quota_project_id=str_option(extra, "quota_project_id"),
             conn_id=conn_id,
         ),
         project=project,

@@ -29,6 +29,7 @@ and the data loaders) are imported inside methods, so DAG files importing this m
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -721,11 +722,8 @@ class ListTunedModelsOperator(_GenerativeLanguageOperator):
         validation.optional_string("filter", self.filter)
         if self.filter and self.api_version == "v1beta3":
             raise InvalidInputError("filter exists only in v1beta, not in v1beta3")
-        models: list[dict[str, Any]] = []
-        for model in self.get_hook().list_tuned_models(page_size=page_size, filter=self.filter or None):
-            models.append(model)
-            if limit is not None and len(models) >= limit:
-                break
+        found = self.get_hook().list_tuned_models(page_size=page_size, filter=self.filter or None)
+        models = list(itertools.islice(found, limit))
         self.log.info("Listed %d tuned models", len(models))
         return models
 

@@ -7,6 +7,7 @@ succeeds when they are already gone (``ignore_missing``), so it can run after an
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +54,8 @@ class _VertexOperator(BaseOperator):
         return VertexTuningHook(self.gcp_conn_id, project_id=self.project_id, location=location)
 
 
-class GetVertexTuningJobOperator(_VertexOperator):
-    """Return a tuning job (the API's ``TuningJob`` JSON) to XCom.
+class _TuningJobOperator(_VertexOperator):
+    """An operator on one tuning job.
 
     :param tuning_job_name: ``projects/*/locations/*/tuningJobs/*``. (templated)
     """
@@ -64,6 +65,13 @@ class GetVertexTuningJobOperator(_VertexOperator):
     def __init__(self, *, tuning_job_name: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tuning_job_name = tuning_job_name
+
+
+class GetVertexTuningJobOperator(_TuningJobOperator):
+    """Return a tuning job (the API's ``TuningJob`` JSON) to XCom.
+
+    :param tuning_job_name: ``projects/*/locations/*/tuningJobs/*``. (templated)
+    """
 
     @input_errors_fail_without_retry
     def execute(self, context: Any) -> dict[str, Any]:
@@ -109,27 +117,18 @@ class ListVertexTuningJobsOperator(_VertexOperator):
         page_size = validation.page_size(self.page_size)
         limit = None if self.max_results is None else validation.positive_int("max_results", self.max_results)
         flt = validation.optional_string("filter", self.filter)
-        jobs: list[dict[str, Any]] = []
-        for job in self.get_hook().list_tuning_jobs(filter=flt or None, page_size=page_size):
-            jobs.append(job)
-            if limit is not None and len(jobs) >= limit:
-                break
+        found = self.get_hook().list_tuning_jobs(filter=flt or None, page_size=page_size)
+        jobs = list(itertools.islice(found, limit))
         self.log.info("Listed %d tuning jobs", len(jobs))
         return jobs
 
 
-class CancelVertexTuningJobOperator(_VertexOperator):
+class CancelVertexTuningJobOperator(_TuningJobOperator):
     """Ask Vertex AI to cancel a tuning job (asynchronous and best effort; the job may still end
     SUCCEEDED or FAILED). Returns ``{"tuning_job": name, "cancelled": bool}``.
 
     :param tuning_job_name: ``projects/*/locations/*/tuningJobs/*``. (templated)
     """
-
-    template_fields: Sequence[str] = ("tuning_job_name", "project_id", "location")
-
-    def __init__(self, *, tuning_job_name: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.tuning_job_name = tuning_job_name
 
     @input_errors_fail_without_retry
     def execute(self, context: Any) -> dict[str, Any]:
