@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 #: The XCom key under which the tuning job's name is pushed as soon as it is known.
 TUNING_JOB_XCOM_KEY = "tuning_job"
+#: The XCom keys of the endpoint and the tuned model, pushed when the job has succeeded.
+ENDPOINT_XCOM_KEY = "endpoint"
+TUNED_MODEL_XCOM_KEY = "tuned_model"
 ADAPTER_SIZES = {
     1: "ADAPTER_SIZE_ONE",
     2: "ADAPTER_SIZE_TWO",
@@ -73,7 +76,9 @@ class CreateVertexTuningJobOperator(BaseOperator):
 
     Returns to XCom: ``tuning_job``, ``state``, ``base_model``, ``tuned_model`` (the Model),
     ``endpoint`` (where to call it), ``checkpoints``, ``tuning_steps``, ``create_time``,
-    ``end_time``. The job's name is pushed under the key ``"tuning_job"`` as soon as it exists.
+    ``end_time``. The job's name is pushed under the key ``"tuning_job"`` as soon as it exists, and
+    the endpoint and model under ``"endpoint"`` and ``"tuned_model"`` when it has succeeded (so a
+    downstream task can take ``tune.output["endpoint"]``).
 
     :param base_model: the model to tune, e.g. ``gemini-2.5-flash``. (templated)
     :param pre_tuned_model: or an earlier tuned model to continue from
@@ -494,6 +499,8 @@ class CreateVertexTuningJobOperator(BaseOperator):
             raise TuningFailedError(name, f"the job is {job.get('state')}, not SUCCEEDED")
         result = self._result(job)
         self.log.info("Tuning job %s SUCCEEDED: endpoint %s", name, result["endpoint"])
+        for key in ENDPOINT_XCOM_KEY, TUNED_MODEL_XCOM_KEY:  # so ``tune.output["endpoint"]`` works
+            context["ti"].xcom_push(key=key, value=result[key])
         outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
         if outlet_events is not None and self.wait_for_completion:
             outlet_events[self.asset].extra = {

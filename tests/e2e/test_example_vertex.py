@@ -46,6 +46,8 @@ def use_vertex(vertex_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Em
     }
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(conn))
     monkeypatch.setenv("AIRFLOW__GENERATIVE_LANGUAGE__POLL_INTERVAL", POLL_SECONDS)
+    # The example keeps Airflow's retry delay (300 s); a failing task here should fail fast.
+    monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY", "1")
     return vertex_emulator
 
 

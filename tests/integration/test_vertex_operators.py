@@ -94,6 +94,8 @@ def test_tune_in_the_worker_uploads_content_addressed_data_and_returns_the_endpo
     assert "/endpoints/" in result["endpoint"]
     assert "/models/" in result["tuned_model"]
     assert context["ti"].xcoms[TUNING_JOB_XCOM_KEY] == result["tuning_job"]
+    assert context["ti"].xcoms["endpoint"] == result["endpoint"]
+    assert context["ti"].xcoms["tuned_model"] == result["tuned_model"]
     (create,) = creates(emulator)
     body = json.loads(create["body"])
     uri = body["supervisedTuningSpec"]["trainingDatasetUri"]
