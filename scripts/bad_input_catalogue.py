@@ -896,9 +896,9 @@ CASES: list[Case] = [
     Case(
         "key file with an unknown type",
         CONNECTION,
-        _list_with(host="<emulator>", extra={"keyfile_dict": {"type": "external_account"}}),
+        _list_with(host="<emulator>", extra={"keyfile_dict": {"type": "impersonated_service_account"}}),
         ConnectionConfigError,
-        "keyfile_dict has type 'external_account', which is not supported",
+        "keyfile_dict has type 'impersonated_service_account', which is not supported",
         True,
     ),
     Case(
@@ -1000,11 +1000,20 @@ CASES: list[Case] = [
         secrets=(API_KEY,),
     ),
     Case(
+        "external_account configuration without its fields",
+        CONNECTION,
+        _list_with(host="<emulator>", extra={"keyfile_dict": {"type": "external_account", "audience": "a"}}),
+        ConnectionConfigError,
+        "keyfile_dict (external_account) is missing required field(s): subject_token_type, token_url",
+        True,
+    ),
+    Case(
         "unknown auth_type",
         CONNECTION,
         _list_with(host="<emulator>", password=API_KEY, extra={"auth_type": "oauth"}),
         ConnectionConfigError,
-        "unknown auth_type 'oauth'; expected one of api_key, authorized_user, service_account, adc",
+        "unknown auth_type 'oauth'; expected one of api_key, authorized_user, service_account, "
+        "external_account, adc",
         True,
     ),
     Case(
