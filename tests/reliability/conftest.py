@@ -114,6 +114,27 @@ class Deployment:
         return [m for m in self.emulator.state()["tunedModels"] if m["name"].startswith(prefix)]
 
 
+#: The project and bucket of the Vertex AI example (its ``staging_uri`` param's default bucket).
+VERTEX_PROJECT = "reliability-project"
+VERTEX_BUCKET = "airflow-tuning-staging"
+
+
+def _create_bucket(url: str, user: dict[str, str], bucket: str) -> None:
+    """Create ``bucket`` in the emulator's Cloud Storage with a token its ``/token`` issued."""
+    import requests
+
+    grant = requests.post(f"{url}/token", data={"grant_type": "refresh_token", **user}, timeout=30)
+    grant.raise_for_status()
+    created = requests.post(
+        f"{url}/storage/v1/b",
+        params={"project": VERTEX_PROJECT},
+        json={"name": bucket},
+        headers={"Authorization": f"Bearer {grant.json()['access_token']}"},
+        timeout=30,
+    )
+    created.raise_for_status()
+
+
 @pytest.fixture(scope="session")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """Start the shared deployment once per session; stop every process by PID afterwards."""
@@ -121,14 +142,32 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     dags = build_dags_folder(base / "dags")
     api_key = make_secret("APIKEY")
     fernet_key = Fernet.generate_key().decode()
-    emulator = Emulator(step_seconds=STACK_STEP_SECONDS, api_keys=[api_key], seed=11)
+    refresh_token = make_secret("REFRESH")
+    emulator = Emulator(
+        step_seconds=STACK_STEP_SECONDS, api_keys=[api_key], refresh_tokens=[refresh_token], seed=11
+    )
     emulator.start()
     conn = {"conn_type": "generativelanguage", "host": emulator.url, "password": api_key}
+    # The Vertex AI example: OAuth user credentials that refresh at the emulator, and its staging bucket.
+    user = {
+        "type": "authorized_user",
+        "client_id": "reliability.apps.googleusercontent.com",
+        "client_secret": make_secret("CLIENTSECRET"),
+        "refresh_token": refresh_token,
+        "token_uri": f"{emulator.url}/token",
+    }
+    gcp_conn = {
+        "conn_type": "google_cloud_platform",
+        "host": emulator.url,
+        "extra": json.dumps({"project": VERTEX_PROJECT, "keyfile_dict": json.dumps(user)}),
+    }
+    _create_bucket(emulator.url, user, VERTEX_BUCKET)
     stack = AirflowStack(
         home=base / "home",
         dags_folder=dags,
         extra_env={
             "AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT": json.dumps(conn),
+            "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(gcp_conn),
             "AIRFLOW__CORE__FERNET_KEY": fernet_key,
             # A killed triggerer's triggers are adopted once its heartbeat is this old.
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "6",
