@@ -45,7 +45,7 @@ audit: venv
 demo: venv
 	$(BIN)/python scripts/demo.py $(if $(DAG),--dag $(DAG),)
 
-## Every benchmark in bench/, each run twice (about 50 minutes); results go to BENCHMARKS.md by hand.
+## Every benchmark in bench/ (see BENCHMARKS.md for how long they take); results go to BENCHMARKS.md by hand.
 bench: venv
 	$(BIN)/python bench/trigger_scale.py --runs 2
 	$(BIN)/python bench/trigger_scale.py --runs 2 --n 10000 --baseline-n 0 --interval 30 --warmup 45 --window 90
