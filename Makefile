@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lint test test-fast demo emulator bench clean
+.PHONY: venv system-deps lint test test-fast demo emulator bench clean
 
 venv: $(STAMP)
 
@@ -20,8 +20,12 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/bandit -c pyproject.toml -r airflow_provider_tuning tuning-api-emulator/tuning_api_emulator -q
 
+## Debian packages the tests drive for real (Chromium, PostgreSQL, Redis); a no-op when present.
+system-deps:
+	bash scripts/install_system_deps.sh
+
 ## The README's test command: lint, type-check and the whole test suite.
-test: lint
+test: lint system-deps
 	$(BIN)/python -m pytest -q
 
 test-fast: venv
