@@ -122,6 +122,51 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class DataStats:
+    """What the service counted in the training dataset (Vertex AI ``tuningDataStats``).
+
+    :param examples: ``tuningDatasetExampleCount``.
+    :param billable_tokens: ``totalBillableTokenCount`` (all epochs).
+    :param truncated: ``totalTruncatedExampleCount`` (supervised) or the number of
+        ``droppedExampleIndices`` (preference), when the service gave it.
+    """
+
+    examples: int | None = None
+    billable_tokens: int | None = None
+    truncated: int | None = None
+
+    def line(self) -> str:
+        """Return the log line, e.g. ``"data stats: 500 examples, 61,250 billable tokens, 0 truncated"``."""
+        parts = []
+        if self.examples is not None:
+            parts.append(f"{self.examples:,} examples")
+        if self.billable_tokens is not None:
+            parts.append(f"{self.billable_tokens:,} billable tokens")
+        parts.append(f"{self.truncated or 0:,} truncated")
+        return "data stats: " + ", ".join(parts)
+
+    def to_dict(self) -> dict[str, int | None]:
+        """Return the counts as plain JSON."""
+        return {
+            "examples": self.examples,
+            "billable_tokens": self.billable_tokens,
+            "truncated": self.truncated,
+        }
+
+    @classmethod
+    def from_dict(cls, value: Any) -> DataStats | None:
+        """Rebuild the counts of :meth:`to_dict` (``None`` when ``value`` is not such a dict).
+
+        :param value: a dict of :meth:`to_dict`.
+        """
+        if not isinstance(value, Mapping):
+            return None
+        counts = {key: value.get(key) for key in ("examples", "billable_tokens", "truncated")}
+        ok = {k: v if isinstance(v, int) and not isinstance(v, bool) else None for k, v in counts.items()}
+        return cls(**ok) if any(v is not None for v in ok.values()) else None
+
+
+@dataclass(frozen=True)
 class TuningStatus:
     """Where a tuning job stands.
 
@@ -139,6 +184,7 @@ class TuningStatus:
     :param error_message: the API's error message, if any.
     :param phase: the service's own state while it runs, when it says more than ``state`` (for
         Vertex AI, e.g. ``RUNNING/TUNING``); shown in the progress line.
+    :param data_stats: what the service counted in the dataset (Vertex AI), once it has.
     :param resource: the parsed Operation or TunedModel, without training data.
     """
 
@@ -155,6 +201,7 @@ class TuningStatus:
     error_code: int | None = None
     error_message: str | None = None
     phase: str | None = None
+    data_stats: DataStats | None = None
     resource: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- parsing ---------------------------------------------------------------------------------
@@ -327,6 +374,8 @@ class TuningStatus:
         if self.error_message is not None or self.error_code is not None:
             message = shorten(self.error_message) if self.error_message else None
             summary["error"] = {"code": self.error_code, "message": message}
+        if self.data_stats is not None:
+            summary["data_stats"] = self.data_stats.to_dict()
         return summary
 
     @classmethod
@@ -355,6 +404,7 @@ class TuningStatus:
             **texts,
             error_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
             error_message=str(error["message"]) if error.get("message") else None,
+            data_stats=DataStats.from_dict(summary.get("data_stats")),
             **values,
         )
 
@@ -392,6 +442,7 @@ class TuningStatus:
             "mean_loss": self.mean_loss,
             "snapshots": [snapshot.to_dict() for snapshot in self.snapshots],
             "error": error,
+            "data_stats": self.data_stats.to_dict() if self.data_stats else None,
         }
 
 

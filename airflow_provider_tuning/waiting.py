@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from airflow_provider_tuning import validation
@@ -32,7 +32,7 @@ from airflow_provider_tuning.exceptions import (
 )
 from airflow_provider_tuning.hooks.retry import RetryPolicy
 from airflow_provider_tuning.hooks.transport import is_transient
-from airflow_provider_tuning.tuning_status import TuningStatus, shorten
+from airflow_provider_tuning.tuning_status import DataStats, TuningStatus, shorten
 
 _LOG = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ __all__ = [
     "check_tuning",
     "explain_failure",
     "is_transient",
+    "poll_options",
     "wait_for_tuning",
 ]
 
@@ -90,12 +91,15 @@ class WaitState:
     :param last_line: the last progress line logged.
     :param last_status: the last status read.
     :param partial: whether polls still ask for partial responses (turned off if the API refuses).
+    :param data_stats: the dataset's counts, once the service gave them (logged once; later polls
+        no longer ask for them).
     """
 
     failures: int = 0
     last_line: str | None = None
     last_status: TuningStatus | None = None
     partial: bool = True
+    data_stats: DataStats | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ class WaitPolicy:
         :param status: the status read.
         :param now: the current epoch time.
         """
+        if status.data_stats is None and state.data_stats is not None:
+            status = replace(status, data_stats=state.data_stats)
         state.failures, state.last_status = 0, status
         if status.done:
             return Done(status)
@@ -186,6 +192,34 @@ class WaitPolicy:
         return line
 
     @staticmethod
+    def data_stats_line(state: WaitState, status: TuningStatus) -> str | None:
+        """Return the data stats line the first time a poll carries data stats, else ``None``.
+
+        :param state: the wait's state (updated).
+        :param status: the status read.
+        """
+        if status.data_stats is None or state.data_stats is not None:
+            return None
+        state.data_stats = status.data_stats
+        return status.data_stats.line()
+
+    def log_status(self, state: WaitState, status: TuningStatus, log: Any, name: str) -> None:
+        """Log the progress line when it changed, and the data stats the first time they appear.
+
+        :param state: the wait's state (updated).
+        :param status: the status read.
+        :param log: the logger of the driver (the task's or the trigger's).
+        :param name: what was polled (named when the status does not name the tuned model).
+        """
+        subject = status.tuned_model or name
+        line = self.progress(state, status)
+        if line is not None:
+            log.info("%s: %s", subject, line)
+        stats = self.data_stats_line(state, status)
+        if stats is not None:
+            log.info("%s: %s", subject, stats)
+
+    @staticmethod
     def timeout_message(name: str, state: WaitState) -> str:
         """The message of a wait that passed its deadline, with the last progress seen.
 
@@ -205,6 +239,15 @@ class WaitPolicy:
         if decision.failures:
             return shorten(f"{decision.failures} consecutive failures polling {name}; last: {decision.error}")
         return shorten(str(decision.error))
+
+
+def poll_options(version: str, state: WaitState) -> dict[str, Any]:
+    """The keyword arguments of a backend's ``poll_call`` for the next poll of a wait.
+
+    :param version: the API version.
+    :param state: the wait's state (partial or full; data stats seen or not).
+    """
+    return {"api_version": version, "partial": state.partial, "data_stats": state.data_stats is None}
 
 
 def refuses_partial(err: BaseException) -> bool:
@@ -246,9 +289,7 @@ def check_tuning(
     state = state if state is not None else WaitState()
     version = api_version or hook.default_api_version()
     try:
-        resource = hook.call(
-            impl.poll_call(name, api_version=version, partial=state.partial), retry=POLL_RETRY
-        )
+        resource = hook.call(impl.poll_call(name, **poll_options(version, state)), retry=POLL_RETRY)
     except InvalidArgumentError as err:
         if not (state.partial and refuses_partial(err)):
             raise
@@ -339,9 +380,7 @@ def wait_for_tuning(
                     decision.seconds,
                 )
         else:
-            line = policy.progress(state, status)
-            if line is not None:
-                logger.info("%s: %s", status.tuned_model or name, line)
+            policy.log_status(state, status, logger, name)
             decision = policy.after_status(state, status, clock())
         if isinstance(decision, Done):
             final = decision.status

@@ -46,12 +46,16 @@ class TuningBackend(Protocol):
         :param name: the canonical name.
         """
 
-    def poll_call(self, name: str, *, api_version: str, partial: bool = True) -> ApiCall:
+    def poll_call(
+        self, name: str, *, api_version: str, partial: bool = True, data_stats: bool = True
+    ) -> ApiCall:
         """Return the call that reads the job's state.
 
         :param name: the canonical name.
         :param api_version: the API version to read a job resource with.
         :param partial: ask only for the fields a wait needs (the ``fields`` system parameter).
+        :param data_stats: also ask for the dataset's counts, where the service has them (a wait
+            stops asking once it has logged them).
         """
 
     def parse(self, name: str, resource: Mapping[str, Any], *, full: bool = False) -> TuningStatus:

@@ -45,12 +45,15 @@ class GeminiBackend:
         """
         return validation.tuned_model_of(name)
 
-    def poll_call(self, name: str, *, api_version: str, partial: bool = True) -> ApiCall:
+    def poll_call(
+        self, name: str, *, api_version: str, partial: bool = True, data_stats: bool = True
+    ) -> ApiCall:
         """``GET`` the operation (on ``v1``) or the tuned model (on ``api_version``).
 
         :param name: a normalised name.
         :param api_version: the version a tuned model is read with.
         :param partial: ask only for the fields a wait needs.
+        :param data_stats: unused (the Gemini API gives no data stats).
         """
         if validation.is_operation_name(name):
             fields = OPERATION_FIELDS if partial else None

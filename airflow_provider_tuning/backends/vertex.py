@@ -1,7 +1,9 @@
 """The Vertex AI backend: ``projects/*/locations/*/tuningJobs/*`` (``shared/api/vertex/CONTRACT.md``).
 
 A tuning job is a synchronous resource (no operation): a wait reads the job itself, asking only for
-its state, progress counters and error (``fields``), never the dataset examples of its statistics.
+its state, progress counters and error (``fields``), never the dataset examples or distributions of
+its statistics; the data counts (examples, billable tokens, truncated examples) only until the wait
+has seen them once.
 Only SUCCEEDED, FAILED, CANCELLED and EXPIRED end a wait; every other ``JOB_STATE_*`` (QUEUED,
 PENDING, RUNNING, CANCELLING, PAUSED, UPDATING, ...) is still running.
 """
@@ -14,13 +16,19 @@ from typing import Any
 from airflow_provider_tuning import validation
 from airflow_provider_tuning.backends.base import ApiCall
 from airflow_provider_tuning.exceptions import UnexpectedResponseError
-from airflow_provider_tuning.tuning_status import RPC_CODES, TuningStatus, strip_training_data
+from airflow_provider_tuning.tuning_status import RPC_CODES, DataStats, TuningStatus, strip_training_data
 
-#: The fields of a TuningJob a wait reads.
+_JOB_FIELDS = "name,state,tuningJobState,error,tunedModel,startTime,endTime,tuningJobMetadata"
+_COUNTS = "tuningStepCount,tuningDatasetExampleCount,totalBillableTokenCount"
+#: The fields of a TuningJob a wait reads until it has seen the data stats.
 TUNING_JOB_FIELDS = (
-    "name,state,tuningJobState,error,tunedModel,startTime,endTime,tuningJobMetadata,"
-    "tuningDataStats(supervisedTuningDataStats(tuningStepCount,tuningDatasetExampleCount),"
-    "preferenceOptimizationDataStats(tuningStepCount,tuningDatasetExampleCount))"
+    f"{_JOB_FIELDS},tuningDataStats(supervisedTuningDataStats({_COUNTS},totalTruncatedExampleCount),"
+    f"preferenceOptimizationDataStats({_COUNTS},droppedExampleIndices))"
+)
+#: The fields of a TuningJob a wait reads once it has logged the data stats.
+TUNING_JOB_PROGRESS_FIELDS = (
+    f"{_JOB_FIELDS},tuningDataStats(supervisedTuningDataStats(tuningStepCount),"
+    "preferenceOptimizationDataStats(tuningStepCount))"
 )
 API_VERSION = "v1"
 _ENDED = {
@@ -58,6 +66,23 @@ def _mapping(parent: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any
     return value
 
 
+def _data_stats(stats: Mapping[str, Any], name: str) -> DataStats | None:
+    """The counts of a ``supervisedTuningDataStats`` or ``preferenceOptimizationDataStats``."""
+    examples = _int(stats.get("tuningDatasetExampleCount"), "tuningDatasetExampleCount", name)
+    tokens = _int(stats.get("totalBillableTokenCount"), "totalBillableTokenCount", name)
+    truncated = _int(stats.get("totalTruncatedExampleCount"), "totalTruncatedExampleCount", name)
+    dropped = stats.get("droppedExampleIndices")
+    if truncated is None and dropped is not None:
+        if not isinstance(dropped, list):
+            raise UnexpectedResponseError(
+                200, None, "droppedExampleIndices is not a list", request=f"GET {name}"
+            )
+        truncated = len(dropped)
+    if examples is None and tokens is None:
+        return None
+    return DataStats(examples, tokens, truncated)
+
+
 class VertexBackend:
     """Request builders and status parsing of Vertex AI tuning jobs."""
 
@@ -77,15 +102,19 @@ class VertexBackend:
         """
         return name
 
-    def poll_call(self, name: str, *, api_version: str = API_VERSION, partial: bool = True) -> ApiCall:
+    def poll_call(
+        self, name: str, *, api_version: str = API_VERSION, partial: bool = True, data_stats: bool = True
+    ) -> ApiCall:
         """``GET /{version}/{name}``.
 
         :param name: a normalised tuning job name.
         :param api_version: ``v1`` or ``v1beta1`` (a Generative Language version means ``v1``).
         :param partial: ask only for the fields a wait needs.
+        :param data_stats: also ask for the data counts (a partial poll leaves them out once seen).
         """
         version = api_version if api_version in ("v1", "v1beta1") else API_VERSION
-        return ApiCall("GET", f"/{version}/{name}", {"fields": TUNING_JOB_FIELDS if partial else None})
+        fields = TUNING_JOB_FIELDS if data_stats else TUNING_JOB_PROGRESS_FIELDS
+        return ApiCall("GET", f"/{version}/{name}", {"fields": fields if partial else None})
 
     def parse(self, name: str, resource: Mapping[str, Any], *, full: bool = False) -> TuningStatus:
         """Parse a TuningJob.
@@ -113,6 +142,7 @@ class VertexBackend:
             stats, "preferenceOptimizationDataStats", name
         )
         total = _int(kind_stats.get("tuningStepCount"), "tuningStepCount", name)
+        data_stats = _data_stats(kind_stats, name)
         completed = _int(metadata.get("completedStepCount"), "completedStepCount", name)
         epoch = _int(metadata.get("completedEpochCount"), "completedEpochCount", name)
         if state == "ACTIVE" and total is not None:
@@ -138,6 +168,7 @@ class VertexBackend:
             error_code=code,
             error_message=message,
             phase=phase,
+            data_stats=data_stats,
             resource=strip_training_data(resource) if full else {},
         )
 

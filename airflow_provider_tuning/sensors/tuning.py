@@ -133,9 +133,7 @@ class TunedModelSensor(BaseSensorOperator):
                     return False
                 time.sleep(decision.seconds)
                 continue
-            line = self.policy.progress(state, status)
-            if line is not None:
-                self.log.info("%s: %s", status.tuned_model or self.target, line)
+            self.policy.log_status(state, status, self.log, self.target)
             if not isinstance(self.policy.after_status(state, status, time.time()), Done):
                 return False
             return PokeReturnValue(is_done=True, xcom_value=self._final(status))

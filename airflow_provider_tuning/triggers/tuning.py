@@ -41,6 +41,7 @@ from airflow_provider_tuning.waiting import (
     Sleep,
     WaitPolicy,
     WaitState,
+    poll_options,
     refuses_partial,
 )
 
@@ -201,9 +202,7 @@ class TuningOperationTrigger(BaseTrigger):
                             decision.seconds,
                         )
                 else:
-                    line = self.policy.progress(state, status)
-                    if line is not None:
-                        self.log.info("%s: %s", status.tuned_model or self.name, line)
+                    self.policy.log_status(state, status, self.log, self.name)
                     decision = self.policy.after_status(state, status, time.time())
                 if isinstance(decision, Done):
                     return await self._final_event(hook, backend, decision.status)
@@ -222,7 +221,7 @@ class TuningOperationTrigger(BaseTrigger):
 
         try:
             try:
-                call = backend.poll_call(self.name, api_version=version, partial=state.partial)
+                call = backend.poll_call(self.name, **poll_options(version, state))
                 status: TuningStatus = await hook.call(call, retry=POLL_RETRY, timeout=timeout, then=parse)
             except InvalidArgumentError as err:
                 if not (state.partial and refuses_partial(err)):

@@ -69,6 +69,59 @@ def test_a_poll_asks_only_for_what_a_wait_needs():
     assert VERTEX.poll_call(JOB, partial=False).params["fields"] is None
 
 
+def test_a_poll_asks_for_the_data_counts_only_until_they_are_seen():
+    first = VERTEX.poll_call(JOB, api_version="v1").params["fields"]
+    later = VERTEX.poll_call(JOB, api_version="v1", data_stats=False).params["fields"]
+    for counts in ("tuningDatasetExampleCount", "totalBillableTokenCount", "totalTruncatedExampleCount"):
+        assert counts in first
+        assert counts not in later
+    assert "tuningStepCount" in later  # the progress percentage still needs it
+    for heavy in ("userDatasetExamples", "Distribution", "truncatedExampleIndices"):
+        assert heavy not in first
+
+
+def test_data_stats_of_a_supervised_job():
+    stats = {
+        "tuningDatasetExampleCount": "500",
+        "totalBillableTokenCount": "61250",
+        "totalTruncatedExampleCount": "2",
+        "tuningStepCount": "120",
+    }
+    status = VERTEX.parse(JOB, job("JOB_STATE_RUNNING", tuningDataStats={"supervisedTuningDataStats": stats}))
+    assert status.data_stats is not None
+    assert (status.data_stats.examples, status.data_stats.billable_tokens, status.data_stats.truncated) == (
+        500,
+        61250,
+        2,
+    )
+    assert status.data_stats.line() == "data stats: 500 examples, 61,250 billable tokens, 2 truncated"
+    assert TuningStatus.from_summary(status.summary()).data_stats == status.data_stats
+
+
+def test_data_stats_of_a_preference_job_count_the_dropped_examples():
+    stats = {
+        "tuningDatasetExampleCount": "80",
+        "totalBillableTokenCount": "9000",
+        "droppedExampleIndices": ["4", "9"],
+    }
+    body = job("JOB_STATE_RUNNING", tuningDataStats={"preferenceOptimizationDataStats": stats})
+    assert VERTEX.parse(JOB, body).data_stats.line() == (
+        "data stats: 80 examples, 9,000 billable tokens, 2 truncated"
+    )
+
+
+def test_no_data_stats_before_the_service_counted():
+    assert VERTEX.parse(JOB, job("JOB_STATE_PENDING", tuningDataStats={})).data_stats is None
+    with pytest.raises(UnexpectedResponseError, match="totalBillableTokenCount is not an integer"):
+        VERTEX.parse(
+            JOB,
+            job(
+                "JOB_STATE_RUNNING",
+                tuningDataStats={"supervisedTuningDataStats": {"totalBillableTokenCount": "many"}},
+            ),
+        )
+
+
 @pytest.mark.parametrize(
     "state",
     [

@@ -141,3 +141,30 @@ async def test_a_user_kill_cancels_the_job_when_asked(api, vertex_conn):
 async def test_without_cancel_on_kill_a_kill_leaves_the_job(api, vertex_conn):
     await TuningOperationTrigger(conn_id=vertex_conn, name=JOB, backend="vertex").on_kill()
     assert api.seen(f"{PATH}:cancel", method="POST") == []
+
+
+async def test_data_stats_are_logged_once_and_then_no_longer_asked_for(api, vertex_conn, capsys):
+    stats = {
+        "supervisedTuningDataStats": {
+            "tuningStepCount": "100",
+            "tuningDatasetExampleCount": "1200",
+            "totalBillableTokenCount": "345678",
+            "totalTruncatedExampleCount": "3",
+        }
+    }
+    api.script(
+        PATH,
+        job("JOB_STATE_PENDING", tuningDataStats={}),
+        job("JOB_STATE_RUNNING", tuningDataStats=stats),
+        job("JOB_STATE_RUNNING", tuningJobMetadata={"completedStepCount": "50"}),
+        job("JOB_STATE_SUCCEEDED"),
+    )
+    [event] = await run(TuningOperationTrigger(conn_id=vertex_conn, name=JOB, backend="vertex", **FAST))
+    logged = capsys.readouterr().out
+    assert logged.count("data stats") == 1
+    assert f"{JOB}: data stats: 1,200 examples, 345,678 billable tokens, 3 truncated" in logged
+    assert event["summary"]["data_stats"] == {"examples": 1200, "billable_tokens": 345678, "truncated": 3}
+    asked = [p.query for p in api.seen(PATH)]
+    assert all("totalBillableTokenCount" in q for q in asked[:2])
+    assert not any("totalBillableTokenCount" in q for q in asked[2:])
+    assert all("tuningStepCount" in q for q in asked)
