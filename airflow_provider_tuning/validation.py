@@ -399,3 +399,51 @@ def is_tuning_job_name(name: str) -> bool:
     except InvalidInputError:
         return False
     return True
+
+
+#: A service account's email (``name@project.iam.gserviceaccount.com``, or another domain's).
+_SERVICE_ACCOUNT = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}@[a-z0-9][a-z0-9.-]*\.[a-z]{2,}")
+#: A Cloud KMS CryptoKey name.
+_KMS_KEY = re.compile(
+    r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/keyRings/[A-Za-z0-9_-]{1,63}"
+    r"/cryptoKeys/[A-Za-z0-9_-]{1,63}"
+)
+
+
+def service_account_email(value: Any, *, what: str = "service_account") -> str | None:
+    """Return a service account email (``None`` when not given).
+
+    :param value: the email.
+    :param what: the argument name.
+    """
+    text = optional_string(what, value, max_length=254)
+    if not text:
+        return None
+    if _SERVICE_ACCOUNT.fullmatch(text) is None:
+        raise InvalidInputError(
+            f"{what} must be a service account email such as "
+            f"'tuning@my-project.iam.gserviceaccount.com', got {quote(value)}"
+        )
+    return text
+
+
+def kms_key_name(value: Any, *, what: str = "kms_key_name") -> str | None:
+    """Return a Cloud KMS key name ``projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>``.
+
+    :param value: the key name (``None`` when not given).
+    :param what: the argument name.
+    """
+    text = optional_string(what, value)
+    if not text:
+        return None
+    match = _KMS_KEY.fullmatch(text)
+    if (
+        match is None
+        or _PROJECT.fullmatch(match["project"]) is None
+        or _LOCATION.fullmatch(match["location"]) is None
+    ):
+        raise InvalidInputError(
+            f"{what} must be 'projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>', "
+            f"got {quote(value)}"
+        )
+    return text

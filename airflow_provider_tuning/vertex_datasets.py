@@ -96,6 +96,10 @@ def record_problem(record: Any, kind: str) -> tuple[str | None, str] | None:
         problem = _content_problem(system, "systemInstruction", role_required=False)
         if problem:
             return "systemInstruction", problem
+    if "contents" not in record:
+        fields = ", ".join(repr(key) for key in list(record)[:10]) or "none"
+        needed = "contents and completions" if kind == "preference" else "contents"
+        return "contents", f"missing (the record has fields: {fields}); a {kind} example needs {needed}"
     contents = record.get("contents")
     if not isinstance(contents, list) or not contents:
         return "contents", "contents must be a non-empty list of turns"
@@ -142,9 +146,10 @@ def load_vertex_records(
         raise InvalidInputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     records = open_records(source, container_key="examples", max_file_bytes=max_file_bytes, what="examples")
     if records.source.lower().endswith((".csv", ".csv.gz")):
+        shape = "{'contents': [...], 'completions': [...]}" if kind == "preference" else "{'contents': [...]}"
         raise TrainingDataError(
-            "a CSV file cannot hold Vertex AI turns; use JSONL (one {'contents': [...]} per line), or "
-            "input/output columns with vertex_format=False",
+            f"a CSV file cannot hold Vertex AI turns; use JSONL, one {shape} per line"
+            + ("" if kind == "preference" else " (a CSV of input/output columns is read as examples)"),
             source=records.source,
         )
     problems = Problems(records.source, records.unit)

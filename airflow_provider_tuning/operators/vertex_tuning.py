@@ -371,11 +371,11 @@ class CreateVertexTuningJobOperator(BaseOperator):
                 "tuned_model_display_name", self.tuned_model_display_name, max_length=128
             ),
             "description": validation.optional_string("description", self.description),
-            "serviceAccount": validation.optional_string("service_account", self.service_account),
+            "serviceAccount": validation.service_account_email(self.service_account),
         }
         body.update({key: value for key, value in texts.items() if value})
         if self.kms_key_name:
-            kms_key = validation.optional_string("kms_key_name", self.kms_key_name)
+            kms_key = validation.kms_key_name(self.kms_key_name)
             body["encryptionSpec"] = {"kmsKeyName": kms_key}
         body["labels"] = self._labels(context, digest([self.method, body]))
         return _Plan(body=body, uploads=uploads, labels=body["labels"])

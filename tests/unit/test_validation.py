@@ -121,3 +121,27 @@ def test_text_refuses_lone_surrogates_and_names_the_place():
 def test_quote_shortens_long_values():
     assert v.quote("a" * 100, limit=5) == "'aaaaa...'"
     assert v.quote(5) == "5"
+
+
+def test_service_account_emails():
+    email = "tuning@my-project.iam.gserviceaccount.com"
+    assert v.service_account_email(email) == email
+    assert v.service_account_email(None) is None
+    assert v.service_account_email("") is None  # a template rendered empty: no service account
+    for bad in ("tuning-sa", "tuning@", "@my-project.iam.gserviceaccount.com", "a b@c.com"):
+        with pytest.raises(InvalidInputError, match="service_account must be a service account email"):
+            v.service_account_email(bad)
+
+
+def test_kms_key_names():
+    key = "projects/my-project/locations/us-central1/keyRings/tuning/cryptoKeys/datasets"
+    assert v.kms_key_name(key) == key
+    assert v.kms_key_name(None) is None
+    for bad in (
+        "my-key",
+        "projects/my-project/locations/us-central1/keyRings/tuning",
+        "projects/My Project/locations/us-central1/keyRings/r/cryptoKeys/k",
+        f"{key}/cryptoKeyVersions/1",
+    ):
+        with pytest.raises(InvalidInputError, match="kms_key_name must be 'projects/<project>/locations/"):
+            v.kms_key_name(bad)
