@@ -53,6 +53,7 @@ demo: venv
 bench: venv
 	$(BIN)/python bench/trigger_scale.py --runs 2
 	$(BIN)/python bench/trigger_scale.py --runs 2 --n 10000 --baseline-n 0 --interval 30 --warmup 45 --window 90
+	$(BIN)/python bench/trigger_scale.py --runs 2 --backend vertex gemini --n 1000 --baseline-n 1000
 	$(BIN)/python bench/big_job_poll.py --runs 2
 	$(BIN)/python bench/batch_inference.py --runs 2
 	$(BIN)/python bench/import_cost.py --repeat 5

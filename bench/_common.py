@@ -164,6 +164,7 @@ class EmulatorProcess:
     :param start_timeout: seconds to wait for the "serving on" line.
     :param tokens: bearer tokens the emulator accepts besides the API key (once any credential is
         configured, it accepts only the configured ones).
+    :param refresh_tokens: refresh tokens its ``/token`` honours (the tokens it issues are accepted).
     """
 
     def __init__(
@@ -173,7 +174,9 @@ class EmulatorProcess:
         faults: Any = None,
         start_timeout: float = 60.0,
         tokens: tuple[str, ...] = (),
+        refresh_tokens: tuple[str, ...] = (),
     ):
+        self.refresh_tokens = refresh_tokens
         self.step_seconds = step_seconds
         self.faults = faults
         self.tokens = tokens
@@ -197,6 +200,8 @@ class EmulatorProcess:
         ]
         for token in self.tokens:
             cmd += ["--token", token]
+        for token in self.refresh_tokens:
+            cmd += ["--refresh-token", token]
         if self.faults is not None:
             cmd += ["--faults", json.dumps(self.faults)]
         env = {**os.environ, **isolated_airflow_env()}

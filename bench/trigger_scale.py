@@ -12,7 +12,14 @@ tuning jobs so slow that none finishes. For each N a fresh child process:
 * ``poke`` (baseline): the same N waits as poke-mode sensors do them: a thread per wait running
   ``TunedModelSensor.poke`` (sync hook, one session each) every interval; each holds a worker slot.
 
-Usage: ``python bench/trigger_scale.py [--quick] [--n 100 1000 5000] [--window 60]``.
+``--backend vertex`` measures waits on Vertex AI tuning jobs the same way: a
+``google_cloud_platform`` connection whose OAuth user credentials refresh at the emulator's
+``/token``, jobs that do not finish, the added latency on ``GetTuningJob``, and as the baseline a
+thread per wait polling in the worker (``check_tuning`` on a sync ``VertexTuningHook``, what the
+operator's in-worker wait does; there is no Vertex sensor). ``--backend vertex gemini`` runs both in
+one run, against one emulator.
+
+Usage: ``python bench/trigger_scale.py [--quick] [--backend gemini vertex] [--n 100 1000 5000]``.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from bench._common import (
     run_child,
     table,
 )
+from bench._vertex import GCP_CONN_ENV, GCP_CONN_ID, REFRESH_TOKEN, create_tuning_jobs, gcp_connection_json
 
 CONN_ID = "generative_language_default"
 TICK = 0.1
@@ -116,8 +124,11 @@ async def child_triggers(opts: argparse.Namespace, names: list[str]) -> dict[str
     TuningOperationTrigger._poll = counted  # type: ignore[method-assign]
 
     # What the scheduler stores (classpath + kwargs), made from the operation names up front.
+    conn_id = GCP_CONN_ID if opts.backend == "vertex" else CONN_ID
     stored = [
-        TuningOperationTrigger(conn_id=CONN_ID, name=name, poll_interval=opts.interval).serialize()
+        TuningOperationTrigger(
+            conn_id=conn_id, name=name, poll_interval=opts.interval, backend=opts.backend
+        ).serialize()
         for name in names[: opts.n]
     ]
     lags: list[float] = []
@@ -157,6 +168,7 @@ async def child_triggers(opts: argparse.Namespace, names: list[str]) -> dict[str
     await asyncio.gather(*tasks, ticker, return_exceptions=True)
     return {
         "mode": "triggers",
+        "backend": opts.backend,
         "n": opts.n,
         "elapsed": elapsed,
         "emulator_requests": served,
@@ -255,16 +267,85 @@ def child_poke(opts: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     }
 
 
+def child_poke_vertex(opts: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """The baseline of Vertex AI waits: a thread per wait polling in the worker, as the operator's
+    in-worker wait does (a sync hook each, one poll per interval; each holds a worker slot)."""
+    import requests  # noqa: F401  (loaded before the baseline, as in a worker)
+
+    from airflow_provider_tuning.hooks.vertex import VertexTuningHook
+    from airflow_provider_tuning.waiting import WaitState, check_tuning
+
+    _emulator_count(opts.url)  # the bench's own tool, loaded before the baseline
+    time.sleep(0.5)
+    gc.collect()
+    rss0 = rss_bytes()
+    stop = threading.Event()
+    lock = threading.Lock()
+    outcomes: Counter[str] = Counter()
+
+    def wait(name: str) -> None:
+        hook = VertexTuningHook(GCP_CONN_ID, location=name.split("/")[3])
+        state = WaitState()
+        while not stop.is_set():
+            try:
+                status = check_tuning(hook, name, backend="vertex", state=state)
+                key = "done" if status.done else "ok"
+            except Exception:
+                key = "failed"
+            with lock:
+                outcomes[key] += 1
+            stop.wait(opts.interval)
+
+    threads = [
+        threading.Thread(target=wait, args=(name,), daemon=True, name=f"wait-{i}")
+        for i, name in enumerate(names[: opts.n])
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(opts.warmup)
+    control(opts.url, "DELETE", "requests")
+    with lock:
+        before = Counter(outcomes)
+    cpu0, t0 = cpu_seconds(), time.monotonic()
+    time.sleep(opts.window)
+    elapsed, cpu = time.monotonic() - t0, cpu_seconds() - cpu0
+    with lock:
+        after = Counter(outcomes)
+    served = _emulator_count(opts.url)
+    gc.collect()
+    rss1 = rss_bytes()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    return {
+        "mode": "poke",
+        "backend": "vertex",
+        "n": opts.n,
+        "elapsed": elapsed,
+        "emulator_requests": served,
+        "polls": after["ok"] + after["done"] - before["ok"] - before["done"],
+        "failed": after["failed"] - before["failed"],
+        "events": after["done"],
+        "rss0": rss0,
+        "rss1": rss1,
+        "cpu": cpu,
+    }
+
+
 def child_main(opts: argparse.Namespace) -> None:
     os.environ[CONN_ENV] = connection_json(opts.url)
+    os.environ[GCP_CONN_ENV] = gcp_connection_json(opts.url)
     apply_airflow_env()
     names = json.loads(Path(opts.names).read_text())
     if opts.child == "triggers":
         result = asyncio.run(child_triggers(opts, names))
     elif opts.child == "idle":
         result = asyncio.run(child_idle(opts))
+    elif opts.backend == "vertex":
+        result = child_poke_vertex(opts, names)
     else:
         result = child_poke(opts, names)
+    result.setdefault("backend", opts.backend)
     print(json.dumps(result), flush=True)
 
 
@@ -272,10 +353,18 @@ def child_main(opts: argparse.Namespace) -> None:
 
 
 def _child(
-    mode: str, n: int, opts: argparse.Namespace, url: str, names_file: str, max_connections: int = 0
+    mode: str,
+    n: int,
+    opts: argparse.Namespace,
+    url: str,
+    names_file: str,
+    max_connections: int = 0,
+    backend: str = "gemini",
 ) -> dict[str, Any]:
     args = [
         __file__,
+        "--backend",
+        backend,
         "--max-connections",
         str(max_connections),
         "--child",
@@ -297,6 +386,14 @@ def _child(
     return run_child(args, timeout=timeout)
 
 
+_LABELS = {
+    ("gemini", "triggers"): "TuningOperationTrigger (1 loop)",
+    ("gemini", "poke"): "poke sensor (thread each)",
+    ("vertex", "triggers"): "Vertex AI: TuningOperationTrigger (1 loop)",
+    ("vertex", "poke"): "Vertex AI: in-worker wait (thread each)",
+}
+
+
 def _row(result: dict[str, Any], interval: float, idle_kb: float | None) -> list[Any]:
     n = result["n"]
     per_wait_kb = (result["rss1"] - result["rss0"]) / n / 1024
@@ -308,10 +405,7 @@ def _row(result: dict[str, Any], interval: float, idle_kb: float | None) -> list
     lag99 = result.get("lag_p99_ms")
     return [
         n,
-        result.get("label")
-        or (
-            "TuningOperationTrigger (1 loop)" if result["mode"] == "triggers" else "poke sensor (thread each)"
-        ),
+        result.get("label") or _LABELS[result.get("backend", "gemini"), result["mode"]],
         0 if result["mode"] == "triggers" else n,
         "n/a" if lag50 is None else f"{lag50:.1f}",
         "n/a" if lag99 is None else f"{lag99:.1f}",
@@ -329,19 +423,25 @@ def _row(result: dict[str, Any], interval: float, idle_kb: float | None) -> list
 def orchestrate(opts: argparse.Namespace) -> int:
     counts = sorted(set(opts.n))
     baseline_counts = sorted(set(opts.baseline_n) & set(counts))
-    faults = {"seed": 1, "rules": [{"match": "GetOperation", "latency": opts.latency}]}
+    backends = list(dict.fromkeys(opts.backend))
+    rules = [{"match": rpc, "latency": opts.latency} for rpc in ("GetOperation", "GetTuningJob")]
+    faults = {"seed": 1, "rules": rules}
     print(machine_header(command_line()))
     print(
-        f"setup: emulator subprocess, +{opts.latency * 1000:.0f} ms on GetOperation, poll interval "
+        f"setup: emulator subprocess, +{opts.latency * 1000:.0f} ms on GetOperation and GetTuningJob, "
+        f"backends {', '.join(backends)}, poll interval "
         f"{opts.interval:g} s, warm-up {opts.warmup:g} s, steady-state window {opts.window:g} s, "
         f"all N started at once (as after a triggerer restart), {opts.runs} run(s), a fresh process "
         "per row"
     )
-    with EmulatorProcess(step_seconds=3600.0, faults=faults) as emu:
-        names = create_tuned_models(emu.url, max(counts))
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-            json.dump(names, handle)
-            names_file = handle.name
+    with EmulatorProcess(step_seconds=3600.0, faults=faults, refresh_tokens=(REFRESH_TOKEN,)) as emu:
+        names_files: dict[str, str] = {}
+        for backend in backends:
+            make = create_tuning_jobs if backend == "vertex" else create_tuned_models
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+                json.dump(make(emu.url, max(counts)), handle)
+                names_files[backend] = handle.name
+        names_file = names_files[backends[0]]
         try:
             for run in range(1, opts.runs + 1):
                 results: list[dict[str, Any]] = []
@@ -349,9 +449,11 @@ def orchestrate(opts: argparse.Namespace) -> int:
                 for n in counts:
                     ref = _child("idle", n, opts, emu.url, names_file)
                     idle[n] = (ref["rss1"] - ref["rss0"]) / n / 1024
-                    results.append(_child("triggers", n, opts, emu.url, names_file))
-                    if n in baseline_counts:
-                        results.append(_child("poke", n, opts, emu.url, names_file))
+                    for backend in backends:
+                        where = names_files[backend]
+                        results.append(_child("triggers", n, opts, emu.url, where, backend=backend))
+                        if n in baseline_counts:
+                            results.append(_child("poke", n, opts, emu.url, where, backend=backend))
                     print(f"  run {run}: done N={n}", file=sys.stderr, flush=True)
                 if opts.max_connections:
                     extra = _child(
@@ -361,12 +463,14 @@ def orchestrate(opts: argparse.Namespace) -> int:
                         emu.url,
                         names_file,
                         max_connections=opts.max_connections,
+                        backend=backends[0],
                     )
                     extra["label"] = f"trigger, trigger_max_connections={opts.max_connections}"
                     results.append(extra)
                 _report(run, results, idle, opts)
         finally:
-            os.unlink(names_file)
+            for path in names_files.values():
+                os.unlink(path)
     return 0
 
 
@@ -391,7 +495,14 @@ def _report(
     print(f"\n### run {run}\n")
     print(table(headers, [_row(r, opts.interval, idle.get(r["n"])) for r in results]))
     print()
-    trig = sorted((r for r in results if r["mode"] == "triggers" and "label" not in r), key=lambda r: r["n"])
+    trig = sorted(
+        (
+            r
+            for r in results
+            if r["mode"] == "triggers" and "label" not in r and r["backend"] == opts.backend[0]
+        ),
+        key=lambda r: r["n"],
+    )
     marginal = {
         b["n"]: ((b["rss1"] - b["rss0"]) - (a["rss1"] - a["rss0"])) / (b["n"] - a["n"]) / 1024
         for a, b in itertools.pairwise(trig)
@@ -415,10 +526,10 @@ def _report(
 
 
 def _ratios(results: list[dict[str, Any]]) -> None:
-    by = {(r["mode"], r["n"]): r for r in results}
+    by = {(r["backend"], r["mode"], r["n"]): r for r in results if "label" not in r}
     rows = []
-    for (mode, n), poke in sorted(by.items()):
-        trig = by.get(("triggers", n))
+    for (backend, mode, n), poke in sorted(by.items()):
+        trig = by.get((backend, "triggers", n))
         if mode != "poke" or trig is None:
             continue
         rss_t = (trig["rss1"] - trig["rss0"]) / n
@@ -427,17 +538,60 @@ def _ratios(results: list[dict[str, Any]]) -> None:
         cpu_p = poke["cpu"] / max(poke["polls"], 1)
         rows.append(
             [
+                backend,
                 n,
                 f"{rss_t / rss_p:.2f}" if rss_p > 0 else "n/a",
                 f"{cpu_t / cpu_p:.2f}" if cpu_p > 0 else "n/a",
                 f"0 vs {n}",
             ]
         )
+    _backend_ratios(by)
     if rows:
         print()
         print(
             table(
-                ["N", "RSS per wait: trigger / poke", "CPU per poll: trigger / poke", "worker slots"],
+                [
+                    "backend",
+                    "N",
+                    "RSS per wait: trigger / poke",
+                    "CPU per poll: trigger / poke",
+                    "worker slots",
+                ],
+                rows,
+            )
+        )
+
+
+def _backend_ratios(by: dict[tuple[str, str, int], dict[str, Any]]) -> None:
+    """Vertex AI triggers against Gemini API triggers at the same N, when both ran."""
+    rows = []
+    for (backend, mode, n), vertex in sorted(by.items()):
+        gemini = by.get(("gemini", "triggers", n))
+        if backend != "vertex" or mode != "triggers" or gemini is None:
+            continue
+        rss_v, rss_g = vertex["rss1"] - vertex["rss0"], gemini["rss1"] - gemini["rss0"]
+        cpu_v = vertex["cpu"] / max(vertex["polls"], 1)
+        cpu_g = gemini["cpu"] / max(gemini["polls"], 1)
+        rows.append(
+            [
+                n,
+                f"{rss_v / rss_g:.2f}" if rss_g > 0 else "n/a",
+                f"{cpu_v / cpu_g:.2f}" if cpu_g > 0 else "n/a",
+                f"{vertex['lag_p99_ms'] / gemini['lag_p99_ms']:.2f}" if gemini["lag_p99_ms"] else "n/a",
+                f"{vertex['emulator_requests'] / max(gemini['emulator_requests'], 1):.3f}",
+            ]
+        )
+    if rows:
+        print()
+        print(
+            table(
+                [
+                    "N",
+                    "RSS per wait: Vertex / Gemini",
+                    "CPU per poll: Vertex / Gemini",
+                    "lag p99: Vertex / Gemini",
+                    "polls served: Vertex / Gemini",
+                ],
                 rows,
             )
         )
@@ -447,11 +601,18 @@ def _goals(results: list[dict[str, Any]], opts: argparse.Namespace) -> None:
     """Print every goal whose N and interval this run measured (default settings rows only)."""
     print()
     evaluated = False
-    for n, interval, lag_goal, pct_goal, kb_goal in GOALS:
+    for (n, interval, lag_goal, pct_goal, kb_goal), backend in itertools.product(
+        GOALS, dict.fromkeys(opts.backend)
+    ):
         if interval is not None and interval != opts.interval:
             continue
         trig = next(
-            (r for r in results if r["mode"] == "triggers" and r["n"] == n and "label" not in r), None
+            (
+                r
+                for r in results
+                if r["mode"] == "triggers" and r["n"] == n and "label" not in r and r["backend"] == backend
+            ),
+            None,
         )
         if trig is None:
             continue
@@ -459,7 +620,7 @@ def _goals(results: list[dict[str, Any]], opts: argparse.Namespace) -> None:
         lag = trig["lag_p99_ms"]
         pct = 100 * trig["emulator_requests"] / trig["elapsed"] / (n / opts.interval)
         kb = (trig["rss1"] - trig["rss0"]) / n / 1024
-        print(f"goals at N={n}, interval {opts.interval:g} s, default settings:")
+        print(f"goals at N={n}, interval {opts.interval:g} s, default settings, backend {backend}:")
         if lag_goal is not None:
             print(f"  event-loop lag p99 {lag:.1f} ms < {lag_goal:g} ms: {_met(lag < lag_goal)}")
         print(f"  polls {pct:.1f}% of scheduled >= {pct_goal:g}%: {_met(pct >= pct_goal)}")
@@ -476,6 +637,13 @@ def _met(ok: bool) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds: small N, short window")
+    parser.add_argument(
+        "--backend",
+        nargs="+",
+        choices=["gemini", "vertex"],
+        default=["gemini"],
+        help="the waits measured: Gemini API tuned-model operations and/or Vertex AI tuning jobs",
+    )
     parser.add_argument("--n", type=int, nargs="+", default=[100, 1000, 5000], help="trigger counts")
     parser.add_argument(
         "--baseline-n", type=int, nargs="+", default=[100, 1000], help="N also run as poke threads"
@@ -504,7 +672,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     if opts.child:
-        opts.n = opts.n[0]
+        opts.n, opts.backend = opts.n[0], opts.backend[0]
         child_main(opts)
         return 0
     return orchestrate(opts)

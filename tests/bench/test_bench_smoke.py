@@ -71,3 +71,37 @@ def test_script_prints_its_tables(script: str) -> None:
         assert any(line.startswith("| ") and row in line for line in out.splitlines()), (row, out[-4000:])
     assert f"bench/{script} --quick" in out
     assert "machine: nproc=" in out
+
+
+def test_trigger_scale_measures_vertex_waits_beside_gemini_waits() -> None:
+    """``--backend vertex gemini``: Vertex AI tuning jobs polled through a google_cloud_platform
+    connection (OAuth refreshed at the emulator), with their baseline and the Gemini rows."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "trigger_scale.py"),
+            "--quick",
+            "--backend",
+            "vertex",
+            "gemini",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        encoding="utf-8",
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    for label in (
+        "Vertex AI: TuningOperationTrigger (1 loop)",
+        "Vertex AI: in-worker wait (thread each)",
+        "TuningOperationTrigger (1 loop)",
+        "poke sensor (thread each)",
+    ):
+        (row,) = [r for r in rows if f"| {label} " in r]
+        failed = row.rstrip(" |").rsplit("|", 1)[-1].strip()
+        assert failed == "0", row  # every poll of every wait succeeded (the OAuth refresh included)
+    assert any(" RSS per wait: Vertex / Gemini " in r for r in rows)
