@@ -61,7 +61,8 @@ def test_preference_records(tmp_path):
 @pytest.mark.parametrize(
     ("record", "field", "fragment"),
     [
-        ({"messages": []}, "contents", "contents must be a non-empty list"),
+        ({"messages": []}, "contents", "missing (the record has fields: 'messages'); a supervised example"),
+        ({"contents": []}, "contents", "contents must be a non-empty list"),
         ({"contents": [turn("user", "a"), turn("bot", "b")]}, "contents", "role must be 'user' or 'model'"),
         (
             {"contents": [turn("user", "a"), {"role": "model", "parts": []}]},
