@@ -1143,6 +1143,589 @@ CASES: list[Case] = [
 ]
 
 
+# --- Vertex AI: the operators, a google_cloud_platform connection and Vertex-format data --------
+
+VERTEX_PROJECT = "catalogue-project"
+VERTEX_BUCKET = "catalogue-staging"
+#: The refresh token the emulator's ``/token`` honours for the Vertex AI cases' connection.
+VERTEX_REFRESH_TOKEN = "catalogue-refresh-token-2b7e"  # noqa: S105 (the emulator's, not a secret)
+ENDPOINT = f"projects/{VERTEX_PROJECT}/locations/us-central1/endpoints/123"
+TUNING_JOB = f"projects/{VERTEX_PROJECT}/locations/us-central1/tuningJobs/456"
+
+
+def _user_credentials(env: CaseEnv) -> dict[str, str]:
+    """OAuth user credentials (``authorized_user``) that refresh at the emulator's ``/token``."""
+    return {
+        "type": "authorized_user",
+        "client_id": "catalogue.apps.googleusercontent.com",
+        "client_secret": "catalogue-client-secret",
+        "refresh_token": VERTEX_REFRESH_TOKEN,
+        "token_uri": f"{env.emulator_url}/token",
+    }
+
+
+def _gcp_conn(env: CaseEnv, conn_id: str = "catalogue_gcp", **extra: Any) -> str:
+    """Define a ``google_cloud_platform`` connection to the emulator (``None`` values leave a field
+    out); by default the project and user credentials refreshed at the emulator."""
+    fields: dict[str, Any] = {
+        "project": VERTEX_PROJECT,
+        "keyfile_dict": json.dumps(_user_credentials(env)),
+        **extra,
+    }
+    fields = {key: value for key, value in fields.items() if value is not None}
+    host = fields.pop("<host>", env.emulator_url)
+    return env.conn(conn_id, conn_type="google_cloud_platform", host=host, extra=json.dumps(fields))
+
+
+def _vertex_tune(env: CaseEnv, conn: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """Run ``CreateVertexTuningJobOperator.execute`` against the emulator (no wait)."""
+    from airflow_provider_tuning.operators.vertex_tuning import CreateVertexTuningJobOperator
+
+    kwargs.setdefault("base_model", "gemini-2.5-flash")
+    kwargs.setdefault("training_data", GOOD_EXAMPLES)
+    kwargs.setdefault("staging_uri", f"gs://{VERTEX_BUCKET}/tuning")
+    kwargs.setdefault("wait_for_completion", False)
+    kwargs.setdefault("deferrable", False)
+    return _execute(CreateVertexTuningJobOperator, gcp_conn_id=_gcp_conn(env, **(conn or {})), **kwargs)
+
+
+def vertex_good_input(env: CaseEnv) -> object:
+    """Good input through the same path as the Vertex AI cases (the control): the staging bucket
+    is made first, so the job is created."""
+    import requests
+
+    user = _user_credentials(env)
+    grant = requests.post(
+        f"{env.emulator_url}/token", data={"grant_type": "refresh_token", **user}, timeout=30
+    )
+    grant.raise_for_status()
+    requests.post(
+        f"{env.emulator_url}/storage/v1/b",
+        params={"project": VERTEX_PROJECT},
+        json={"name": VERTEX_BUCKET},
+        headers={"Authorization": f"Bearer {grant.json()['access_token']}"},
+        timeout=30,
+    ).raise_for_status()
+    return _vertex_tune(env)
+
+
+def _vertex_api_key(env: CaseEnv) -> object:
+    """Tune through a ``google_cloud_platform`` connection holding an API key in its password."""
+    from airflow_provider_tuning.operators.vertex_tuning import CreateVertexTuningJobOperator
+
+    conn = env.conn(
+        "catalogue_gcp",
+        conn_type="google_cloud_platform",
+        host=env.emulator_url,
+        password=API_KEY,
+        extra=json.dumps({"project": VERTEX_PROJECT}),
+    )
+    return _execute(
+        CreateVertexTuningJobOperator,
+        gcp_conn_id=conn,
+        base_model="gemini-2.5-flash",
+        training_data=GOOD_EXAMPLES,
+        staging_uri=f"gs://{VERTEX_BUCKET}/tuning",
+        wait_for_completion=False,
+    )
+
+
+def _vertex_args(**kwargs: Any) -> Callable[[CaseEnv], object]:
+    return lambda env: _vertex_tune(env, **kwargs)
+
+
+def _vertex_conn(**extra: Any) -> Callable[[CaseEnv], object]:
+    """Tune through a connection whose extra has these fields (``None`` removes a default one)."""
+    return lambda env: _vertex_tune(env, conn=extra)
+
+
+def _vertex_file(name: str, content: str, **kwargs: Any) -> Callable[[CaseEnv], object]:
+    def trigger(env: CaseEnv) -> object:
+        return _vertex_tune(env, training_data=env.write(name, content), **kwargs)
+
+    return trigger
+
+
+def _vertex_operator(cls_name: str, **kwargs: Any) -> Callable[[CaseEnv], object]:
+    """Run a Vertex AI management operator (``operators.vertex_manage``) against the emulator."""
+
+    def trigger(env: CaseEnv) -> object:
+        from airflow_provider_tuning.operators import vertex_manage
+
+        return _execute(getattr(vertex_manage, cls_name), gcp_conn_id=_gcp_conn(env), **kwargs)
+
+    return trigger
+
+
+def _vertex_generate(model: str) -> Callable[[CaseEnv], object]:
+    def trigger(env: CaseEnv) -> object:
+        from airflow_provider_tuning.operators.generate import GenerateContentOperator
+
+        return _execute(
+            GenerateContentOperator, model=model, prompts=["What comes after 1?"], gcp_conn_id=_gcp_conn(env)
+        )
+
+    return trigger
+
+
+def _turn(role: str | None, text: Any) -> dict[str, Any]:
+    turn: dict[str, Any] = {"parts": [{"text": text}]}
+    if role is not None:
+        turn["role"] = role
+    return turn
+
+
+def _jsonl(*records: Any) -> str:
+    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
+
+
+GOOD_TURNS = {"contents": [_turn("user", "1"), _turn("model", "2")]}
+GOOD_PREFERENCE = {
+    "contents": [_turn("user", "1")],
+    "completions": [
+        {"score": 1, "completion": _turn("model", "2")},
+        {"score": 0, "completion": _turn("model", "3")},
+    ],
+}
+
+VERTEX_CASES: list[Case] = [
+    # Vertex AI operator arguments
+    Case(
+        "Vertex: project id with capitals and spaces",
+        OPERATOR_ARGUMENT,
+        _vertex_args(project_id="My Project"),
+        ConnectionConfigError,
+        "project 'My Project' is not a Google Cloud project id or number",
+        True,
+    ),
+    Case(
+        "Vertex: location that is not a region",
+        OPERATOR_ARGUMENT,
+        _vertex_args(location="us central1"),
+        ConnectionConfigError,
+        "location 'us central1' is not a region such as 'us-central1'",
+        True,
+    ),
+    Case(
+        "Vertex: base model given as a resource path",
+        OPERATOR_ARGUMENT,
+        _vertex_args(base_model="projects/p/locations/us-central1/models/gemini"),
+        InvalidInputError,
+        "base_model must be a model id such as 'gemini-2.5-flash'",
+        True,
+    ),
+    Case(
+        "Vertex: base_model and pre_tuned_model both set",
+        OPERATOR_ARGUMENT,
+        _vertex_args(pre_tuned_model=f"projects/{VERTEX_PROJECT}/locations/us-central1/models/7"),
+        InvalidInputError,
+        "give exactly one of base_model or pre_tuned_model",
+        True,
+    ),
+    Case(
+        "Vertex: pre_tuned_model that is not a Model name",
+        OPERATOR_ARGUMENT,
+        _vertex_args(base_model=None, pre_tuned_model="tunedModels/weekly"),
+        InvalidInputError,
+        "pre_tuned_model must be 'projects/<project>/locations/<location>/models/<id>', got "
+        "'tunedModels/weekly'",
+        True,
+    ),
+    Case(
+        "Vertex: training data gs:// URI without a bucket",
+        OPERATOR_ARGUMENT,
+        _vertex_args(training_data="gs:///train.jsonl"),
+        InvalidInputError,
+        "training_data 'gs:///train.jsonl' does not name a valid bucket",
+        True,
+    ),
+    Case(
+        "Vertex: staging_uri that is not gs://",
+        OPERATOR_ARGUMENT,
+        _vertex_args(staging_uri="s3://bucket/tuning"),
+        InvalidInputError,
+        "staging_uri must be a gs://<bucket>/<object> URI, got 's3://bucket/tuning'",
+        True,
+    ),
+    Case(
+        "Vertex: local data without a staging_uri",
+        OPERATOR_ARGUMENT,
+        _vertex_args(staging_uri=None),
+        InvalidInputError,
+        "training_data is not a gs:// URI, so it is uploaded: set staging_uri to gs://<bucket>/<prefix>",
+        True,
+    ),
+    Case(
+        "Vertex: epoch_count 0",
+        OPERATOR_ARGUMENT,
+        _vertex_args(epoch_count=0),
+        InvalidInputError,
+        "epoch_count must be a positive integer, got 0",
+        True,
+    ),
+    Case(
+        "Vertex: negative learning_rate_multiplier",
+        OPERATOR_ARGUMENT,
+        _vertex_args(learning_rate_multiplier=-0.5),
+        InvalidInputError,
+        "learning_rate_multiplier must be > 0, got -0.5",
+        True,
+    ),
+    Case(
+        "Vertex: adapter_size 3",
+        OPERATOR_ARGUMENT,
+        _vertex_args(adapter_size=3),
+        InvalidInputError,
+        "adapter_size must be one of 1, 2, 4, 8, 16, 32, got 3",
+        True,
+    ),
+    Case(
+        "Vertex: label key with capitals",
+        OPERATOR_ARGUMENT,
+        _vertex_args(labels={"Team": "ml"}),
+        InvalidInputError,
+        "label key 'Team' is invalid",
+        True,
+    ),
+    Case(
+        "Vertex: label value with a space",
+        OPERATOR_ARGUMENT,
+        _vertex_args(labels={"team": "ml platform"}),
+        InvalidInputError,
+        "label 'team' has an invalid value 'ml platform'",
+        True,
+    ),
+    Case(
+        "Vertex: label key the provider reserves",
+        OPERATOR_ARGUMENT,
+        _vertex_args(labels={"airflow-ti": "x"}),
+        InvalidInputError,
+        "label key 'airflow-ti' is invalid",
+        True,
+    ),
+    Case(
+        "Vertex: service account that is not an email",
+        OPERATOR_ARGUMENT,
+        _vertex_args(service_account="tuning-sa"),
+        InvalidInputError,
+        "service_account must be a service account email such as "
+        "'tuning@my-project.iam.gserviceaccount.com', got 'tuning-sa'",
+        True,
+    ),
+    Case(
+        "Vertex: KMS key that is not a CryptoKey name",
+        OPERATOR_ARGUMENT,
+        _vertex_args(kms_key_name="my-key"),
+        InvalidInputError,
+        "kms_key_name must be 'projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>', "
+        "got 'my-key'",
+        True,
+    ),
+    Case(
+        "Vertex: beta without preference tuning",
+        OPERATOR_ARGUMENT,
+        _vertex_args(beta=0.1),
+        InvalidInputError,
+        "beta is a preference-tuning setting; set method='preference'",
+        True,
+    ),
+    Case(
+        "Vertex: display name over 128 characters",
+        OPERATOR_ARGUMENT,
+        _vertex_args(tuned_model_display_name="m" * 129),
+        InvalidInputError,
+        "tuned_model_display_name must be at most 128 characters, got 129",
+        True,
+    ),
+    Case(
+        "Vertex: get with a Gemini API name",
+        OPERATOR_ARGUMENT,
+        _vertex_operator("GetVertexTuningJobOperator", tuning_job_name="tunedModels/weekly"),
+        InvalidInputError,
+        "tuning_job_name must be 'projects/<project>/locations/<location>/tuningJobs/<id>', got "
+        "'tunedModels/weekly'",
+        True,
+    ),
+    Case(
+        "Vertex: cancel with a job id only",
+        OPERATOR_ARGUMENT,
+        _vertex_operator("CancelVertexTuningJobOperator", tuning_job_name="456"),
+        InvalidInputError,
+        "tuning_job_name must be 'projects/<project>/locations/<location>/tuningJobs/<id>', got '456'",
+        True,
+    ),
+    Case(
+        "Vertex: delete with an endpoint in the model's place",
+        OPERATOR_ARGUMENT,
+        _vertex_operator("DeleteVertexTunedModelOperator", tuned_model=ENDPOINT),
+        InvalidInputError,
+        "tuned_model must be 'projects/<project>/locations/<location>/models/<id>', got "
+        "'projects/catalogue-project/locations/us-central1/endpoints/123'",
+        True,
+    ),
+    Case(
+        "Vertex: delete with nothing to delete",
+        OPERATOR_ARGUMENT,
+        _vertex_operator("DeleteVertexTunedModelOperator"),
+        InvalidInputError,
+        "give tuning_job_name, or endpoint and/or tuned_model",
+        True,
+    ),
+    Case(
+        "Vertex: GenerateContent on an endpoint name with a path in its id",
+        OPERATOR_ARGUMENT,
+        _vertex_generate(f"{ENDPOINT}/../456"),
+        InvalidInputError,
+        "model must be 'projects/<project>/locations/<location>/endpoints/<id>', got "
+        "'projects/catalogue-project/locations/us-central1/endpoints/123/../456'",
+        True,
+    ),
+    Case(
+        "Vertex: GenerateContent on a tuning job instead of its endpoint",
+        OPERATOR_ARGUMENT,
+        _vertex_generate(TUNING_JOB),
+        InvalidInputError,
+        "model must be 'projects/<project>/locations/<location>/endpoints/<id>', got "
+        "'projects/catalogue-project/locations/us-central1/tuningJobs/456'",
+        True,
+    ),
+    # google_cloud_platform connection
+    Case(
+        "Vertex: key_path to a missing file",
+        CONNECTION,
+        lambda env: _vertex_tune(env, conn={"keyfile_dict": None, "key_path": str(env.data_dir / "sa.json")}),
+        ConnectionConfigError,
+        "key_path 'sa.json' cannot be read: No such file or directory",
+        True,
+    ),
+    Case(
+        "Vertex: keyfile_dict that is not JSON",
+        CONNECTION,
+        _vertex_conn(keyfile_dict='{"type": "service_account", "private_key": "' + FAKE_KEY_BODY),
+        ConnectionConfigError,
+        "keyfile_dict is not valid JSON (line 1, column 44",
+        True,
+        secrets=(FAKE_KEY_BODY,),
+    ),
+    Case(
+        "Vertex: service-account keyfile_dict missing fields",
+        CONNECTION,
+        _vertex_conn(keyfile_dict=json.dumps(_SA_MISSING_FIELDS)),
+        ConnectionConfigError,
+        "keyfile_dict (service_account) is missing required field(s): client_email, token_uri",
+        True,
+        secrets=(FAKE_KEY_BODY,),
+    ),
+    Case(
+        "Vertex: key_path and keyfile_dict both set",
+        CONNECTION,
+        lambda env: _vertex_tune(
+            env, conn={"key_path": env.write("user.json", json.dumps(_user_credentials(env)))}
+        ),
+        ConnectionConfigError,
+        "conflicting credentials",
+        True,
+    ),
+    Case(
+        "Vertex: no project in the connection nor the operator",
+        CONNECTION,
+        _vertex_conn(project=None),
+        ConnectionConfigError,
+        "no Google Cloud project: set extra 'project' on the connection or pass project_id",
+        True,
+    ),
+    Case(
+        "Vertex: API key in the password instead of OAuth credentials",
+        CONNECTION,
+        _vertex_api_key,
+        ConnectionConfigError,
+        "Vertex AI takes no API key: remove the password and use a service account",
+        True,
+        secrets=(API_KEY,),
+    ),
+    Case(
+        "Vertex: http:// host that is not loopback",
+        CONNECTION,
+        _vertex_conn(**{"<host>": "http://vertex.example.com"}),
+        ConnectionConfigError,
+        "base URL uses plain http:// for 'vertex.example.com', which is not a loopback host",
+        True,
+    ),
+    Case(
+        "Vertex: credential_config_file that is not JSON",
+        CONNECTION,
+        _vertex_conn(keyfile_dict=None, credential_config_file="{not json"),
+        ConnectionConfigError,
+        "credential_config_file is not valid JSON (line 1, column 2",
+        True,
+    ),
+    # Vertex AI data (supervised and preference JSONL), file and line named
+    Case(
+        "Vertex data: role 'assistant'",
+        TRAINING_DATA,
+        _vertex_file(
+            "turns.jsonl", _jsonl(GOOD_TURNS, {"contents": [_turn("user", "1"), _turn("assistant", "2")]})
+        ),
+        TrainingDataError,
+        "turns.jsonl, line 2, field 'contents': contents[1].role must be 'user' or 'model', got 'assistant'",
+        True,
+        line=2,
+    ),
+    Case(
+        "Vertex data: turn without parts",
+        TRAINING_DATA,
+        _vertex_file("turns.jsonl", _jsonl({"contents": [{"role": "user"}, _turn("model", "2")]})),
+        TrainingDataError,
+        "turns.jsonl, line 1, field 'contents': contents[0].parts must be a non-empty list",
+        True,
+        line=1,
+    ),
+    Case(
+        "Vertex data: empty text",
+        TRAINING_DATA,
+        _vertex_file(
+            "turns.jsonl",
+            _jsonl(GOOD_TURNS, GOOD_TURNS, {"contents": [_turn("user", ""), _turn("model", "2")]}),
+        ),
+        TrainingDataError,
+        "turns.jsonl, line 3, field 'contents': contents[0].parts[0].text must be a non-empty string",
+        True,
+        line=3,
+    ),
+    Case(
+        "Vertex data: malformed JSON on line 3",
+        TRAINING_DATA,
+        _vertex_file("turns.jsonl", _jsonl(GOOD_TURNS, GOOD_TURNS, '{"contents": [}')),
+        TrainingDataError,
+        "turns.jsonl, line 3: malformed JSON",
+        True,
+        line=3,
+    ),
+    Case(
+        "Vertex data: multi-turn example ending with the user",
+        TRAINING_DATA,
+        _vertex_file(
+            "turns.jsonl", _jsonl({"contents": [_turn("user", "1"), _turn("model", "2"), _turn("user", "3")]})
+        ),
+        TrainingDataError,
+        "turns.jsonl, line 1, field 'contents': the last turn must be the model's answer (role 'model')",
+        True,
+        line=1,
+    ),
+    Case(
+        "Vertex data: a turn with two kinds of part",
+        TRAINING_DATA,
+        _vertex_file(
+            "turns.jsonl",
+            _jsonl(
+                {
+                    "contents": [
+                        {"role": "user", "parts": [{"text": "1", "fileData": {}}]},
+                        _turn("model", "2"),
+                    ]
+                }
+            ),
+        ),
+        TrainingDataError,
+        "turns.jsonl, line 1, field 'contents': contents[0].parts[0] must have exactly one of text",
+        True,
+        line=1,
+    ),
+    Case(
+        "Vertex data: CSV file of turns",
+        TRAINING_DATA,
+        _vertex_file("turns.csv", "contents\nhello\n", method="preference"),
+        TrainingDataError,
+        "turns.csv: a CSV file cannot hold Vertex AI turns; use JSONL, one "
+        "{'contents': [...], 'completions': [...]} per line",
+        True,
+    ),
+    Case(
+        "Vertex preference data: a pair missing its dispreferred completion",
+        TRAINING_DATA,
+        _vertex_file(
+            "pairs.jsonl",
+            _jsonl(GOOD_PREFERENCE, {**GOOD_PREFERENCE, "completions": GOOD_PREFERENCE["completions"][:1]}),
+            method="preference",
+        ),
+        TrainingDataError,
+        "pairs.jsonl, line 2, field 'completions': completions must list exactly two",
+        True,
+        line=2,
+    ),
+    Case(
+        "Vertex preference data: two preferred completions",
+        TRAINING_DATA,
+        _vertex_file(
+            "pairs.jsonl",
+            _jsonl({**GOOD_PREFERENCE, "completions": [GOOD_PREFERENCE["completions"][0]] * 2}),
+            method="preference",
+        ),
+        TrainingDataError,
+        "pairs.jsonl, line 1, field 'completions': completions must have one score 1 (preferred) and one "
+        "score 0",
+        True,
+        line=1,
+    ),
+    Case(
+        "Vertex preference data: prompt ending with the model's turn",
+        TRAINING_DATA,
+        _vertex_file(
+            "pairs.jsonl",
+            _jsonl({**GOOD_PREFERENCE, "contents": [_turn("user", "1"), _turn("model", "2")]}),
+            method="preference",
+        ),
+        TrainingDataError,
+        "pairs.jsonl, line 1, field 'contents': a preference example's contents must end with a user turn",
+        True,
+        line=1,
+    ),
+    Case(
+        "Vertex preference data: completion with an empty text",
+        TRAINING_DATA,
+        _vertex_file(
+            "pairs.jsonl",
+            _jsonl(
+                GOOD_PREFERENCE,
+                GOOD_PREFERENCE,
+                {
+                    **GOOD_PREFERENCE,
+                    "completions": [
+                        GOOD_PREFERENCE["completions"][0],
+                        {"score": 0, "completion": _turn("model", " ")},
+                    ],
+                },
+            ),
+            method="preference",
+        ),
+        TrainingDataError,
+        "pairs.jsonl, line 3, field 'completions': completions[1].completion.parts[0].text must be a "
+        "non-empty string",
+        True,
+        line=3,
+    ),
+    Case(
+        "Vertex preference data: input/output records",
+        TRAINING_DATA,
+        _vertex_file("pairs.jsonl", _jsonl({"text_input": "1", "output": "2"}), method="preference"),
+        TrainingDataError,
+        "pairs.jsonl, line 1, field 'contents': missing (the record has fields: 'text_input', 'output'); "
+        "a preference example needs contents and completions",
+        True,
+        line=1,
+    ),
+    Case(
+        "Vertex data: system_instruction with Vertex records",
+        OPERATOR_ARGUMENT,
+        _vertex_file("turns.jsonl", _jsonl(GOOD_TURNS), system_instruction="Answer with a number."),
+        InvalidInputError,
+        "system_instruction is for input/output examples; Vertex records carry their own",
+        True,
+    ),
+]
+CASES += VERTEX_CASES
+
+
 # --- the scripted loopback server ----------------------------------------------------------------
 
 _HTML_PAGE = (
@@ -1288,7 +1871,7 @@ class Catalogue:
     def __init__(self) -> None:
         from tuning_api_emulator import Emulator
 
-        self.emulator = Emulator(step_seconds=0.01, api_keys=[API_KEY])
+        self.emulator = Emulator(step_seconds=0.01, api_keys=[API_KEY], refresh_tokens=[VERTEX_REFRESH_TOKEN])
         self.server = ScriptedServer()
         self._tmp = tempfile.TemporaryDirectory(prefix="bad-input-")
         self.data_dir = Path(self._tmp.name)

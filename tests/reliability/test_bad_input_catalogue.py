@@ -67,8 +67,21 @@ def test_the_catalogue_covers_at_least_30_cases_in_every_category() -> None:
         "base URL with text in the port",
         "deeply nested keyfile_dict",
         "deeply nested extra",
+        "Vertex: service account that is not an email",
+        "Vertex: KMS key that is not a CryptoKey name",
+        "Vertex: keyfile_dict that is not JSON",
+        "Vertex: no project in the connection nor the operator",
+        "Vertex data: role 'assistant'",
+        "Vertex data: malformed JSON on line 3",
+        "Vertex preference data: a pair missing its dispreferred completion",
     ):
         assert required in names
+    vertex = [case for case in CASES if case.name.startswith("Vertex")]
+    assert {case.category for case in vertex} == {
+        catalogue.OPERATOR_ARGUMENT,
+        catalogue.CONNECTION,
+        catalogue.TRAINING_DATA,
+    }
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
@@ -104,6 +117,7 @@ def test_case_fails_as_catalogued(case: Case, outcomes: dict[str, Outcome]) -> N
         pytest.param(lambda env: catalogue._tune(env), id="create"),
         pytest.param(lambda env: catalogue._generate(env), id="generate"),
         pytest.param(catalogue._list_with(host="<emulator>", password=API_KEY), id="list"),
+        pytest.param(catalogue.vertex_good_input, id="vertex-create"),
     ],
 )
 def test_the_same_paths_with_good_input_do_reach_the_emulator(
