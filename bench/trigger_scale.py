@@ -74,13 +74,26 @@ GOALS: tuple[tuple[int, float | None, float | None, float, float | None], ...] =
 # --- children (each in a fresh process) -------------------------------------------------------------
 
 
-async def _warm_imports() -> None:
-    """Load what the trigger loads lazily, so the RSS baseline holds the modules (a triggerer has them)."""
+async def _warm_imports(backend: str = "gemini") -> None:
+    """Load what the trigger loads lazily, so the RSS baseline holds the modules (a triggerer has them).
+
+    :param backend: ``vertex`` also loads the OAuth modules its connection's credentials use
+        (google-auth's OAuth 2.0 and service-account credentials and ``cryptography``, about 3 MB:
+        loaded once per triggerer, not per wait).
+    """
     from airflow_provider_tuning.hooks import async_hook
 
     await asyncio.to_thread(async_hook._import_dependencies)
     from airflow_provider_tuning.hooks.connection import ConnectionSettings  # noqa: F401
     from airflow_provider_tuning.hooks.credentials import build_request_auth  # noqa: F401
+
+    if backend == "vertex":
+        import google.auth.transport.requests
+        import google.oauth2.credentials
+        import google.oauth2.service_account  # noqa: F401
+
+        from airflow_provider_tuning.backends import vertex  # noqa: F401
+        from airflow_provider_tuning.hooks import vertex_connection  # noqa: F401
 
 
 async def _ticker(lags: list[float], stop: asyncio.Event) -> None:
@@ -106,7 +119,7 @@ async def child_triggers(opts: argparse.Namespace, names: list[str]) -> dict[str
     else:  # the default rows measure the default, whatever the caller's environment says
         os.environ.pop(MAX_CONNECTIONS_VARIABLE, None)
 
-    await _warm_imports()
+    await _warm_imports(opts.backend)
     # The bench's own tool (requests, for the emulator's control paths) is loaded before the baseline.
     await asyncio.to_thread(_emulator_count, opts.url)
     outcomes: Counter[str] = Counter()
