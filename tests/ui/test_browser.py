@@ -132,9 +132,23 @@ def browser(deployment: Deployment) -> Iterator[Any]:
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
     try:
+        log_in(driver, deployment.stack.api, "admin", deployment.passwords["admin"])
         yield driver
     finally:
         driver.quit()
+
+
+def log_in(driver: Any, api: str, username: str, password: str) -> None:
+    """Log in through Airflow's own login page, as a person would."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{api}/")
+    wait(driver, lambda d: css(d, "input[name=username]"), "the login page")
+    css(driver, "input[name=username]")[0].send_keys(username)
+    css(driver, "input[name=password]")[0].send_keys(password)
+    css(driver, "button[type=submit]")[0].click()
+    wait(driver, lambda d: "/auth/login" not in d.current_url, "logged in")
+    wait(driver, lambda d: d.find_elements(By.XPATH, "//*[normalize-space(text())='Browse']"), "the UI")
 
 
 def wait(driver: Any, condition: Any, what: str, timeout: float = WAIT) -> Any:
@@ -200,16 +214,8 @@ def test_a_user_without_connection_access_gets_403(deployment: Deployment) -> No
 def test_the_tuning_page_lists_every_job_and_the_task_that_made_one(
     deployment: Deployment, browser: Any
 ) -> None:
-    from selenium.webdriver.common.by import By
 
     api = deployment.stack.api
-    browser.get(f"{api}/")
-    wait(browser, lambda d: css(d, "input[name=username]"), "the login page")
-    css(browser, "input[name=username]")[0].send_keys("admin")
-    css(browser, "input[name=password]")[0].send_keys(deployment.passwords["admin"])
-    css(browser, "button[type=submit]")[0].click()
-    wait(browser, lambda d: "/auth/login" not in d.current_url, "logged in")
-    wait(browser, lambda d: d.find_elements(By.XPATH, "//*[normalize-space(text())='Browse']"), "the UI")
     browser.get(f"{api}/plugin/tuning")
     enter_plugin_frame(browser)
     wait(browser, lambda d: len(css(d, "tr[data-job]")) == 4, "4 jobs listed")
@@ -290,6 +296,63 @@ def test_the_task_instance_tab_shows_the_curve_live(deployment: Deployment, brow
         timeout=20,
     )
     screenshot(browser, "tuning-task-tab.png")
+
+
+def test_the_extra_link_opens_the_job_page(deployment: Deployment, browser: Any) -> None:
+    api = deployment.stack.api
+    token = requests.post(
+        f"{api}/auth/token",
+        json={"username": "admin", "password": deployment.passwords["admin"]},
+        timeout=10,
+    ).json()["access_token"]
+    links = requests.get(
+        f"{api}/api/v2/dags/{DAG_ID}/dagRuns/{quote(deployment.run_id, safe='')}/taskInstances/tune/links",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert links.status_code == 200, links.text
+    href = links.json()["extra_links"]["Tuned model"]
+    assert (
+        href == f"/tuning/job?conn_id=generative_language_default&name={quote(deployment.dag_model, safe='')}"
+    )
+    browser.switch_to.default_content()
+    browser.get(api + href)
+    wait(browser, lambda d: css(d, "path.series"), "the job page the link opens")
+    assert css(browser, "path.series")[0].get_attribute("data-label") == "Tuned by a DAG"
+
+
+def test_the_view_follows_the_airflow_ui_dark_mode(deployment: Deployment, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.switch_to.default_content()
+    browser.get(f"{deployment.stack.api}/plugin/tuning")
+    wait(browser, lambda d: d.find_elements(By.XPATH, "//*[normalize-space(text())='Browse']"), "the UI")
+    browser.find_element(By.XPATH, "//*[normalize-space(text())='Browse']").click()
+    wait(
+        browser,
+        lambda d: d.find_elements(By.XPATH, "//*[normalize-space(text())='Tuning']"),
+        "Tuning in the nav",
+    )
+    enter_plugin_frame(browser)
+    wait(browser, lambda d: css(d, "tr[data-job]"), "the list")
+    browser.switch_to.default_content()
+    browser.execute_script("document.documentElement.classList.add('dark')")
+    enter_plugin_frame(browser)
+    wait(
+        browser,
+        lambda d: d.execute_script("return document.documentElement.classList.contains('dark')"),
+        "dark",
+    )
+    background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(18, 20, 24)"
+    browser.switch_to.default_content()
+    browser.execute_script("document.documentElement.classList.remove('dark')")
+    enter_plugin_frame(browser)
+    wait(
+        browser,
+        lambda d: not d.execute_script("return document.documentElement.classList.contains('dark')"),
+        "light",
+    )
 
 
 def test_screenshots_are_written(deployment: Deployment) -> None:

@@ -291,6 +291,7 @@
     const root = document.getElementById("root");
     const connId = PARAMS.get("conn_id");
     const names = PARAMS.getAll("name");
+    if (!names.length && PARAMS.get("dag_id")) return taskPage();  // an extra link without a connection
     const back = h("a", { href: BASE + "/tuning/?" + new URLSearchParams({ conn_id: connId || "" }), text: "‹ All tuning jobs" });
     const title = h("div", null, back, h("h1", { text: names.length > 1 ? `Comparing ${names.length} jobs` : "Tuning job" }));
     if (!connId || !names.length) { root.append(title); notice(root.appendChild(h("div")), "The page needs ?conn_id=…&name=…", true); return; }
