@@ -26,6 +26,7 @@ def job_page_url(name: str, conn_id: str | None, ti_key: Any) -> str:
     from airflow.configuration import conf
 
     base_path = urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+    query: dict[str, Any]
     if conn_id:
         query = {"conn_id": conn_id, "name": name}
     else:
