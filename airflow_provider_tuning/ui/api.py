@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
+from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, JSONResponse
@@ -35,11 +35,12 @@ def _auth_manager() -> Any:
 
 
 def require_dag_read(user: Any) -> None:
-    """403 unless the user may read DAGs (at all).
+    """403 unless the user may read DAGs: all of them, or at least one.
 
     :param user: the Airflow user.
     """
-    if not _auth_manager().is_authorized_dag(method="GET", user=user):
+    manager = _auth_manager()
+    if not manager.is_authorized_dag(method="GET", user=user) and not _readable_dags(user):
         raise HTTPException(403, "You may not read DAGs, so the Tuning view is not available to you.")
 
 
@@ -202,8 +203,6 @@ def create_app() -> FastAPI:
     ) -> dict[str, Any] | JSONResponse:
         """The job a task instance created, read through the first connection that knows it."""
         manager = _auth_manager()
-        from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-
         if not manager.is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user):
             raise HTTPException(403, f"You may not read DAG {dag_id!r}.")
         name = source.job_of_task(dag_id, run_id, task_id, map_index)
