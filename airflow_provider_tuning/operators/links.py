@@ -11,10 +11,6 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator, TaskInstanceKey
 
 
-#: Where the Tuning view's app is mounted in the api-server (see ``airflow_provider_tuning.ui``).
-TUNING_VIEW_PREFIX = "/tuning"
-
-
 def job_page_url(name: str, conn_id: str | None, ti_key: Any) -> str:
     """The Tuning view's page of a job, relative to the Airflow UI's origin.
 
@@ -24,6 +20,8 @@ def job_page_url(name: str, conn_id: str | None, ti_key: Any) -> str:
     :param ti_key: the task instance (``dag_id``, ``run_id``, ``task_id``, ``map_index``).
     """
     from airflow.configuration import conf
+
+    from airflow_provider_tuning.ui import URL_PREFIX
 
     base_path = urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
     query: dict[str, Any]
@@ -36,7 +34,7 @@ def job_page_url(name: str, conn_id: str | None, ti_key: Any) -> str:
             "task_id": ti_key.task_id,
             "map_index": getattr(ti_key, "map_index", -1),
         }
-    return f"{base_path}{TUNING_VIEW_PREFIX}/job?{urlencode(query)}"
+    return f"{base_path}{URL_PREFIX}/job?{urlencode(query)}"
 
 
 class TunedModelLink(BaseOperatorLink):

@@ -1,4 +1,4 @@
-"""The Tuning view's FastAPI app, mounted by the api-server under :data:`URL_PREFIX`.
+"""The Tuning view's FastAPI app, mounted by the api-server under ``/tuning`` (see ``plugin.py``).
 
 Every route (pages and static files included) needs an authenticated Airflow user: the same JWT
 the Airflow UI uses (its ``_token`` cookie, or an ``Authorization: Bearer`` header). Data routes
@@ -21,7 +21,6 @@ from airflow_provider_tuning.constants import DEFAULT_CONN_ID
 from airflow_provider_tuning.hooks.vertex_connection import DEFAULT_GCP_CONN_ID
 from airflow_provider_tuning.ui import jobs, source
 
-URL_PREFIX = "/tuning"
 STATIC = Path(__file__).parent / "static"
 MAX_PAGE = 500
 #: The page assets served under ``/static`` and their media types (nothing else is).
@@ -230,6 +229,3 @@ def create_app() -> FastAPI:
         return _source_error(last or source.SourceError(f"no connection can read {name!r}", status=404))
 
     return app
-
-
-app = create_app()
