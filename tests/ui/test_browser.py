@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,10 +161,30 @@ def log_in(driver: Any, api: str, username: str, password: str) -> None:
     wait(driver, lambda d: d.find_elements(By.XPATH, "//*[normalize-space(text())='Browse']"), "the UI")
 
 
+def settled(fn: Any) -> Any:
+    """Run ``fn`` (a read or a click), again if the page re-rendered the element meanwhile (the
+    list refreshes itself while a job runs)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for attempt in range(10):
+        try:
+            return fn()
+        except StaleElementReferenceException:
+            if attempt == 9:
+                raise
+            time.sleep(0.3)
+    return None
+
+
 def wait(driver: Any, condition: Any, what: str, timeout: float = WAIT) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message=what)
+    # The pages re-render their tables and charts: an element read mid-render is simply read again.
+    waiter = WebDriverWait(
+        driver, timeout, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return waiter.until(condition, message=what)
 
 
 def css(driver: Any, selector: str) -> list[Any]:
@@ -224,29 +245,65 @@ def test_the_tuning_page_lists_every_job_and_the_task_that_made_one(
     deployment: Deployment, browser: Any
 ) -> None:
 
+    from selenium.webdriver.common.by import By
+
     api = deployment.stack.api
     browser.get(f"{api}/plugin/tuning")
     enter_plugin_frame(browser)
     wait(browser, lambda d: len(css(d, "tr[data-job]")) == 4, "4 jobs listed")
     seeded = deployment.seeded
-    statuses = {
-        row.get_attribute("data-job"): row.get_attribute("data-status")
-        for row in css(browser, "tr[data-job]")
-    }
+    statuses = settled(
+        lambda: {
+            row.get_attribute("data-job"): row.get_attribute("data-status")
+            for row in css(browser, "tr[data-job]")
+        }
+    )
     assert statuses == {
         seeded.finished: "succeeded",
         seeded.running: "running",
         seeded.failed: "failed",
         deployment.dag_model: "running",
     }
-    link = css(browser, f'tr[data-job="{deployment.dag_model}"] a[data-test=task-link]')[0]
-    assert link.get_attribute("href").endswith(
-        f"/dags/{DAG_ID}/runs/{quote(deployment.run_id, safe='')}/tasks/tune"
+    href = settled(
+        lambda: css(browser, f'tr[data-job="{deployment.dag_model}"] a[data-test=task-link]')[
+            0
+        ].get_attribute("href")
     )
-    css(browser, "button[data-status=failed]")[0].click()
+    assert href.endswith(f"/dags/{DAG_ID}/runs/{quote(deployment.run_id, safe='')}/tasks/tune")
+    settled(lambda: css(browser, "button[data-status=failed]")[0].click())
     wait(browser, lambda d: len(css(d, "tr[data-job]")) == 1, "the failed filter")
-    css(browser, "button[data-status=all]")[0].click()
+    settled(lambda: css(browser, "button[data-status=all]")[0].click())
     wait(browser, lambda d: len(css(d, "tr[data-job]")) == 4, "all jobs again")
+    css(browser, "#search")[0].send_keys(DAG_ID)  # the text filter matches the creating DAG too
+    wait(
+        browser,
+        lambda d: [r.get_attribute("data-job") for r in css(d, "tr[data-job]")] == [deployment.dag_model],
+        "search",
+    )
+    css(browser, "#search")[0].clear()
+    css(browser, "#search")[0].send_keys(" ")
+    wait(browser, lambda d: len(css(d, "tr[data-job]")) == 4, "the search cleared")
+
+    def sorted_by_loss(order: str) -> Any:
+        def check(d: Any) -> bool:
+            header = css(d, "th.sorted")
+            return (
+                bool(header) and header[0].text == "Final loss" and order in header[0].get_attribute("class")
+            )
+
+        return check
+
+    loss_header = "//th[normalize-space(text())='Final loss']"
+    settled(lambda: browser.find_element(By.XPATH, loss_header).click())
+    wait(browser, sorted_by_loss("desc"), "sorted by final loss, highest first")
+    settled(lambda: browser.find_element(By.XPATH, loss_header).click())
+    wait(browser, sorted_by_loss("asc"), "sorted by final loss, lowest first")
+    losses = settled(
+        lambda: [
+            float(r.find_elements(By.CSS_SELECTOR, "td.num")[0].text) for r in css(browser, "tr[data-job]")
+        ]
+    )
+    assert losses == sorted(losses)
     screenshot(browser, "tuning-list.png")
 
 
@@ -255,7 +312,7 @@ def test_the_job_page_draws_one_point_per_snapshot_and_compares_jobs(
 ) -> None:
     seeded = deployment.seeded
     enter_plugin_frame(browser)
-    css(browser, f'tr[data-job="{seeded.finished}"] td a')[0].click()
+    settled(lambda: css(browser, f'tr[data-job="{seeded.finished}"] td a')[0].click())
     wait(browser, lambda d: css(d, "path.series"), "the loss curve")
     (series,) = css(browser, "path.series")
     assert int(series.get_attribute("data-points")) == seeded.snapshots[seeded.finished]
@@ -269,8 +326,9 @@ def test_the_job_page_draws_one_point_per_snapshot_and_compares_jobs(
     enter_plugin_frame(browser)
     wait(browser, lambda d: len(css(d, "tr[data-job]")) == 4, "the list again")
     for name in (seeded.finished, seeded.failed):
-        css(browser, f'tr[data-job="{name}"] input[type=checkbox]')[0].click()
-    css(browser, "#compare")[0].click()
+        settled(lambda name=name: css(browser, f'tr[data-job="{name}"] input[type=checkbox]')[0].click())
+    wait(browser, lambda d: css(d, "#compare")[0].is_enabled(), "two jobs selected")
+    settled(lambda: css(browser, "#compare")[0].click())
     wait(browser, lambda d: len(css(d, "path.series")) == 2, "two curves overlaid")
     drawn = {p.get_attribute("data-label"): points_drawn(p) for p in css(browser, "path.series")}
     assert drawn == {
@@ -296,7 +354,7 @@ def test_the_task_instance_tab_shows_the_curve_live(deployment: Deployment, brow
     tab[0].click()
     enter_plugin_frame(browser)
     wait(browser, lambda d: css(d, "path.series"), "the task's curve")
-    assert int(css(browser, "path.series")[0].get_attribute("data-points")) == 5
+    assert settled(lambda: css(browser, "path.series")[0].get_attribute("data-points")) == "5"
     deployment.clock.advance(4 * STEP_SECONDS)  # four more steps: the tab refreshes by itself
     wait(
         browser,
@@ -327,7 +385,7 @@ def test_the_extra_link_opens_the_job_page(deployment: Deployment, browser: Any)
     browser.switch_to.default_content()
     browser.get(api + href)
     wait(browser, lambda d: css(d, "path.series"), "the job page the link opens")
-    assert css(browser, "path.series")[0].get_attribute("data-label") == "Tuned by a DAG"
+    assert settled(lambda: css(browser, "path.series")[0].get_attribute("data-label")) == "Tuned by a DAG"
 
 
 def test_the_view_follows_the_airflow_ui_dark_mode(deployment: Deployment, browser: Any) -> None:
