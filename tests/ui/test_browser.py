@@ -246,6 +246,7 @@ def test_the_tuning_page_lists_every_job_and_the_task_that_made_one(
 ) -> None:
 
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     api = deployment.stack.api
     browser.get(f"{api}/plugin/tuning")
@@ -280,8 +281,8 @@ def test_the_tuning_page_lists_every_job_and_the_task_that_made_one(
         lambda d: [r.get_attribute("data-job") for r in css(d, "tr[data-job]")] == [deployment.dag_model],
         "search",
     )
-    css(browser, "#search")[0].clear()
-    css(browser, "#search")[0].send_keys(" ")
+    css(browser, "#search")[0].send_keys(Keys.CONTROL, "a")
+    css(browser, "#search")[0].send_keys(Keys.BACK_SPACE)
     wait(browser, lambda d: len(css(d, "tr[data-job]")) == 4, "the search cleared")
 
     def sorted_by_loss(order: str) -> Any:

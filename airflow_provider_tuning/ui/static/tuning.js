@@ -122,7 +122,7 @@
       offset: +(PARAMS.get("offset") || 0), limit: 50, selected: new Set(),
     };
     const root = document.getElementById("root");
-    const connInput = h("input", { id: "conn", list: "conns", placeholder: "connection id", size: 26, "aria-label": "Connection" });
+    const connInput = h("input", { id: "conn", list: "conns", placeholder: "connection id", size: 32, "aria-label": "Connection" });
     const conns = h("datalist", { id: "conns" });
     const search = h("input", { id: "search", type: "search", placeholder: "Filter by name, model, DAG…", size: 28, "aria-label": "Filter" });
     const statusBar = h("div", { class: "bar", id: "statuses" });
