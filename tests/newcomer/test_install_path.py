@@ -1,4 +1,4 @@
-"""The README's path after the demo, step by step: build the wheel from this repository, install it
+"""The README's path after the demo, step by step: build the sdist and from it the wheel, install it
 into a fresh virtualenv, copy the example DAGs into a DAGs folder with the shipped command, and have
 Airflow parse them with no import error.
 
@@ -61,8 +61,8 @@ print(json.dumps({
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel pip builds from a copy of the sources (no build output lands in the checkout)."""
+def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sdist built from a copy of the sources (no build output lands in the checkout)."""
     src = tmp_path_factory.mktemp("src")
     for name in SOURCES:
         source = ROOT / name
@@ -70,9 +70,20 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(source, src / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, src / name)
+    out = tmp_path_factory.mktemp("sdist")
+    build = f"from setuptools import build_meta; print(build_meta.build_sdist({str(out)!r}))"
+    done = subprocess.run([sys.executable, "-c", build], cwd=src, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (built,) = out.glob("airflow[-_]provider[-_]tuning-*.tar.gz")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel pip builds from the sdist, as ``pip install <sdist>`` does."""
     out = tmp_path_factory.mktemp("wheel")
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(src)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(sdist)],
         capture_output=True,
         text=True,
         timeout=300,
