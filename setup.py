@@ -10,7 +10,11 @@ from setuptools import find_packages, setup
 EXAMPLES = "airflow_provider_tuning.example_dags"
 
 setup(
-    packages=[*find_packages(include=["airflow_provider_tuning", "airflow_provider_tuning.*"]), EXAMPLES],
+    packages=[
+        *find_packages(include=["airflow_provider_tuning", "airflow_provider_tuning.*"]),
+        EXAMPLES,
+        f"{EXAMPLES}.data",
+    ],
     package_dir={EXAMPLES: "dags"},
-    package_data={EXAMPLES: ["*.py", "data/*"]},
+    package_data={EXAMPLES: ["*.py"], f"{EXAMPLES}.data": ["*.jsonl"]},
 )
