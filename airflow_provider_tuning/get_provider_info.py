@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow_provider_tuning import __version__
 from airflow_provider_tuning.constants import CONN_TYPE, LEGACY_CONN_TYPE
-from airflow_provider_tuning.hooks.connection import API_VERSIONS, AUTH_TYPES
+from airflow_provider_tuning.hooks.connection import AUTH_TYPES
 
 #: What each field of the form shows while empty. Airflow 3.3's form shows the standard fields'
 #: placeholders; for an extra field it shows a schema's ``examples`` (a "Start typing" hint and a
@@ -38,7 +38,7 @@ def _with_example(field: str) -> dict[str, Any]:
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "api_version": {
         "label": "API version",
-        "schema": {"type": ["string", "null"], "enum": list(API_VERSIONS), "default": "v1beta"},
+        "schema": {"type": ["string", "null"], "enum": ["v1beta", "v1beta3", "v1"], "default": "v1beta"},
         "description": "Default API version: v1beta (Gemini tuning), v1beta3 (PaLM tuning) or v1.",
     },
     "auth_type": {
