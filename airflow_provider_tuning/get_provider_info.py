@@ -7,7 +7,6 @@ from typing import Any
 
 from airflow_provider_tuning import __version__
 from airflow_provider_tuning.constants import CONN_TYPE, LEGACY_CONN_TYPE
-from airflow_provider_tuning.hooks.connection import AUTH_TYPES
 
 #: What each field of the form shows while empty. Airflow 3.3's form shows the standard fields'
 #: placeholders; for an extra field it shows a schema's ``examples`` (a "Start typing" hint and a
@@ -45,7 +44,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Auth type",
         "schema": {
             "type": ["string", "null"],
-            "enum": list(AUTH_TYPES),
+            # hooks.connection.AUTH_TYPES, written out: this module imports no hook code
+            "enum": ["api_key", "authorized_user", "service_account", "external_account", "adc"],
         },
         "description": "Inferred when empty: API key if the password is set, else the key file's type, "
         "else Application Default Credentials (adc).",

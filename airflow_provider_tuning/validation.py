@@ -486,6 +486,16 @@ def vertex_base_model_schema() -> dict[str, Any]:
     }
 
 
+#: A Cloud Storage bucket name (3 to 222 characters of ``a-z 0-9 . _ -``, alphanumeric at both ends).
+GCS_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+
+
+def gcs_uri_schema() -> dict[str, Any]:
+    """The JSON-schema keywords of a ``gs://<bucket>[/<prefix>]`` URI with a valid bucket name (what
+    the Vertex AI operators' ``staging_uri`` takes), for a trigger form's ``Param``."""
+    return {"type": "string", "pattern": f"^gs://{GCS_BUCKET.pattern}(/.*)?$"}
+
+
 def tuning_job_name(value: Any, *, what: str = "tuning_job_name") -> str:
     """Return a Vertex AI tuning job name, ``projects/<p>/locations/<l>/tuningJobs/<id>``.
 

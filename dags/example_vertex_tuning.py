@@ -68,8 +68,7 @@ with DAG(
         "base_model": Param("gemini-2.5-flash", **validation.vertex_base_model_schema(), title="Base model"),
         "staging_uri": Param(
             "gs://airflow-tuning-staging/example_vertex_tuning",
-            type="string",
-            pattern="^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$",
+            **validation.gcs_uri_schema(),
             title="Staging URI",
             description="gs://<bucket>/<prefix> where the training data is uploaded (the tuning "
             "service agent needs read access to the bucket).",

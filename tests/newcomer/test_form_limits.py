@@ -18,6 +18,7 @@ import pytest
 
 from airflow_provider_tuning import validation
 from airflow_provider_tuning.exceptions import InvalidInputError
+from airflow_provider_tuning.hooks.vertex import split_gcs_uri
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -30,6 +31,10 @@ TEXT_FIELDS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("example_tuning_form", "base_model"): validation.base_model_name,
     ("example_tuning_form", "display_name"): validation.display_name,
     ("example_vertex_tuning", "base_model"): validation.vertex_base_model,
+    # What CreateVertexTuningJobOperator does with staging_uri before uploading.
+    ("example_vertex_tuning", "staging_uri"): lambda v: split_gcs_uri(
+        v.rstrip("/") if isinstance(v, str) else v, what="staging_uri"
+    ),
 }
 NUMBER_PROBES: list[Any] = [
     -1,
@@ -68,6 +73,15 @@ TEXT_PROBES: list[Any] = [
     "publishers/google/models/gemini-2.5-flash",
     "publishers/google/models/a/b",
     "gemini-2.5-flash",
+    "gs://",
+    "gs://ab",
+    "gs://abc",
+    "gs://abc/",
+    "gs://abc/prefix/run",
+    "gs://-abc/x",
+    "gs://ABC/x",
+    "gs://" + "b" * 223,
+    "s3://abc/x",
     5,
     None,
 ]
