@@ -2,6 +2,8 @@
 into a fresh virtualenv, copy the example DAGs into a DAGs folder with the shipped command, and have
 Airflow parse them with no import error.
 
+The emulator's wheel is installed too, and its command answers the provider's connection test.
+
 The fresh virtualenv gets Airflow from the test environment through a ``.pth`` line (installing
 Airflow from the package index takes minutes; see the README), so what is tested is the provider's
 own distribution: its wheel, its package data and its console script. The test environment's own
@@ -11,9 +13,12 @@ test checks that the provider and the DAGs come from the wheel.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -35,6 +40,14 @@ SOURCES = (
     "airflow_provider_tuning",
     "dags",
 )
+API_KEY = "newcomer-install-key"
+CONNECTION_TEST = """
+import json
+from airflow_provider_tuning.hooks.generative_language import GenerativeLanguageHook
+import airflow_provider_tuning
+ok, message = GenerativeLanguageHook().test_connection()
+print(json.dumps([ok, message, airflow_provider_tuning.__file__]))
+"""
 EXAMPLE_DAG_IDS = {
     "example_gemini_tuning",
     "example_palm_tuning",
@@ -94,8 +107,27 @@ def wheel(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new virtualenv with the wheel installed, Airflow visible through a ``.pth`` line."""
+def emulator_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The emulator's wheel, built from a copy of ``tuning-api-emulator/``."""
+    src = tmp_path_factory.mktemp("emulator-src") / "tuning-api-emulator"
+    shutil.copytree(
+        ROOT / "tuning-api-emulator", src, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build")
+    )
+    out = tmp_path_factory.mktemp("emulator-wheel")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (built,) = out.glob("tuning_api_emulator-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(wheel: Path, emulator_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new virtualenv with both wheels installed, Airflow visible through a ``.pth`` line."""
     venv = tmp_path_factory.mktemp("venv") / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -107,7 +139,10 @@ def fresh_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).stdout.strip()
     (Path(purelib) / "test-environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", str(wheel)],
+        [
+            *(sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps"),
+            *(str(wheel), str(emulator_wheel)),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -190,3 +225,57 @@ def test_the_command_keeps_a_changed_example_unless_forced(
     missing = subprocess.run([*command, str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1
     assert "is not a directory" in missing.stderr
+
+
+def test_the_installed_emulator_answers_the_connection_test(fresh_venv: Path, tmp_path: Path) -> None:
+    """Steps 2 and 3: the emulator's command from its wheel, a connection with host and port, and the
+    provider's connection test against it (one real ``models.list`` call)."""
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    emulator = subprocess.Popen(
+        [str(fresh_venv / "bin" / "tuning-api-emulator"), "--port", "0", "--api-key", API_KEY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        assert emulator.stdout is not None
+        ready, _, _ = select.select([emulator.stdout], [], [], 60)
+        assert ready, "the emulator printed nothing within 60 s"
+        line = emulator.stdout.readline()
+        assert line.startswith("Tuning API emulator serving on http://127.0.0.1:"), line
+        port = int(line.rsplit(":", 1)[1])
+        results = {}
+        for key in (API_KEY, "not-the-key"):
+            conn = {
+                "conn_type": "generativelanguage",
+                "host": "http://127.0.0.1",
+                "port": port,
+                "password": key,
+            }
+            env["AIRFLOW_CONN_GENERATIVE_LANGUAGE_DEFAULT"] = json.dumps(conn)
+            done = subprocess.run(
+                [str(fresh_venv / "bin" / "python"), "-c", CONNECTION_TEST],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=tmp_path,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            results[key] = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(emulator.pid, signal.SIGTERM)
+        emulator.wait(timeout=20)
+
+    ok, message, provider_file = results[API_KEY]
+    assert ok is True, message
+    assert message.startswith(f"Connection to http://127.0.0.1:{port} (v1beta, api_key) works")
+    assert provider_file.startswith(str(fresh_venv))
+    ok, message, _ = results["not-the-key"]
+    assert ok is False
+    assert "API key not valid" in message
+    assert "not-the-key" not in message
