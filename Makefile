@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml tuning-api-emulator/pyproject.toml
+$(STAMP): setup.py setup.cfg pyproject.toml tuning-api-emulator/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ./tuning-api-emulator -e ".[test,dev]"
@@ -58,6 +58,7 @@ bench: venv
 	$(BIN)/python bench/batch_inference.py --runs 2
 	$(BIN)/python bench/import_cost.py --repeat 5
 	$(BIN)/python bench/hook_overhead.py --runs 2
+	$(BIN)/python bench/ui_list.py --runs 2
 
 emulator: venv
 	$(BIN)/tuning-api-emulator --port 8085
