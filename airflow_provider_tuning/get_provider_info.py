@@ -169,7 +169,10 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": copy.deepcopy(UI_FIELD_BEHAVIOUR),
             },
         ],
-        "extra-links": ["airflow_provider_tuning.operators.links.TunedModelLink"],
+        "extra-links": [
+            "airflow_provider_tuning.operators.links.TunedModelLink",
+            "airflow_provider_tuning.operators.links.TuningJobLink",
+        ],
         "config": {
             "generative_language": {
                 "description": "Defaults of the Generative Language tuning provider.",

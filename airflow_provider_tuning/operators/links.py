@@ -73,3 +73,26 @@ class TunedModelLink(BaseOperatorLink):
             return ""
         name = "tunedModels/" + value.rsplit("/tunedModels/", 1)[1]
         return job_page_url(name, getattr(operator, "conn_id", None), ti_key)
+
+
+class TuningJobLink(BaseOperatorLink):
+    """Links a Vertex AI tuning task to the Tuning view's page of the job it created: its state,
+    hyperparameters, data stats, tuned model and endpoint, and error.
+
+    The job's name is in the task's ``tuning_job`` XCom as soon as the job exists, so the link works
+    for running and failed tasks too.
+    """
+
+    name = "Tuning job"
+    key = "tuning_job"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """Return the job page of the task's tuning job, or ``""`` when it has none yet.
+
+        :param operator: the operator (its ``gcp_conn_id`` goes in the link).
+        :param ti_key: the task instance to read the job of.
+        """
+        value = XCom.get_value(key=self.key, ti_key=ti_key)
+        if not isinstance(value, str) or "/tuningJobs/" not in value:
+            return ""
+        return job_page_url(value, getattr(operator, "gcp_conn_id", None), ti_key)

@@ -32,13 +32,14 @@ from airflow_provider_tuning.exceptions import (
 )
 from airflow_provider_tuning.operators._templating import keep_inline_data
 from airflow_provider_tuning.operators._validation import failures_fail_without_retry
+from airflow_provider_tuning.operators.links import TuningJobLink
 
 if TYPE_CHECKING:
     from airflow_provider_tuning.hooks.vertex import VertexTuningHook
     from airflow_provider_tuning.tuning_status import TuningStatus
 
 #: The XCom key under which the tuning job's name is pushed as soon as it is known.
-TUNING_JOB_XCOM_KEY = "tuning_job"
+TUNING_JOB_XCOM_KEY = TuningJobLink.key
 #: The XCom keys of the endpoint and the tuned model, pushed when the job has succeeded.
 ENDPOINT_XCOM_KEY = "endpoint"
 TUNED_MODEL_XCOM_KEY = "tuned_model"
@@ -133,6 +134,7 @@ class CreateVertexTuningJobOperator(BaseOperator):
         "location",
     )
     ui_color = "#e6f4ea"
+    operator_extra_links = (TuningJobLink(),)
 
     def __init__(
         self,

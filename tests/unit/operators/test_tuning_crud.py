@@ -290,3 +290,23 @@ def test_the_link_reads_the_url_the_operator_pushed(monkeypatch):
         {"ti": ti}, base_url="http://h:1/", api_version="v1beta3", tuned_model="tunedModels/x"
     )
     assert url == ti.xcoms[TunedModelLink.key] == "http://h:1/v1beta3/tunedModels/x"
+
+
+def test_the_vertex_link_opens_the_job_page_of_the_job_the_task_pushed(monkeypatch):
+    from airflow_provider_tuning.operators import links
+    from airflow_provider_tuning.operators.vertex_tuning import CreateVertexTuningJobOperator
+
+    job = "projects/123/locations/us-central1/tuningJobs/42"
+    stored: dict[tuple[str, str], Any] = {("tune", "tuning_job"): job}
+    monkeypatch.setattr(
+        links.XCom, "get_value", classmethod(lambda cls, *, key, ti_key: stored.get((ti_key.task_id, key)))
+    )
+    link = links.TuningJobLink()
+    assert [type(x) for x in CreateVertexTuningJobOperator.operator_extra_links] == [links.TuningJobLink]
+    operator = SimpleNamespace(gcp_conn_id="gcp")
+    assert link.get_link(operator, ti_key=SimpleNamespace(task_id="tune")) == (
+        "/tuning/job?conn_id=gcp&name=projects%2F123%2Flocations%2Fus-central1%2FtuningJobs%2F42"
+    )
+    assert link.get_link(operator, ti_key=SimpleNamespace(task_id="other")) == ""
+    stored[("other", "tuning_job")] = "tunedModels/not-a-vertex-job"
+    assert link.get_link(operator, ti_key=SimpleNamespace(task_id="other")) == ""
