@@ -225,6 +225,10 @@ class Cluster:
             "AIRFLOW__CELERY__OPERATION_TIMEOUT": "15",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "airflow"),
             "AIRFLOW__API__WORKERS": "1",
+            # The api-server answers its first Execution API call only after seconds of warm-up CPU
+            # (longer on a loaded host); a worker that gave up and retried would find its own try
+            # already running and fail it.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "90",
             # A SIGKILLed triggerer's triggers go to the other one once its heartbeat is this old.
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
@@ -287,6 +291,8 @@ class Cluster:
             "fsync": "off",
             "synchronous_commit": "off",
             "full_page_writes": "off",
+            "log_lock_waits": "on",
+            "deadlock_timeout": "1s",
         }
         args = [_postgres_bin("postgres"), "-D", str(data / "data"), "-p", str(self.ports["postgres"])]
         for key, value in settings.items():
