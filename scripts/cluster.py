@@ -161,6 +161,8 @@ class Cluster:
     :param step_seconds: seconds per emulated tuning step.
     :param worker_concurrency: task slots of each Celery worker.
     :param extra_env: more Airflow environment (overrides the defaults).
+    :param airflow_processes: the Airflow processes to start (default: all of them; a benchmark
+        starts the triggerers only).
     """
 
     base: Path
@@ -168,6 +170,7 @@ class Cluster:
     step_seconds: float = 0.5
     worker_concurrency: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
+    airflow_processes: tuple[str, ...] = AIRFLOW_PROCESSES
     ports: dict[str, int] = field(default_factory=dict)
     fernet_key: str = ""
     stack: AirflowStack | None = None
@@ -393,8 +396,10 @@ class Cluster:
             self._start_redis()
             self._start_emulator()
             self.stack.migrate()
-            for name in AIRFLOW_PROCESSES:
+            for name in self.airflow_processes:
                 self.start_airflow(name)
+            if "api-server" not in self.airflow_processes:
+                return
             self.stack.wait_for(
                 lambda: self.stack is not None and self.stack._get("/api/v2/monitor/health") is not None,
                 180,

@@ -54,7 +54,7 @@ def test_a_killed_triggerers_waits_are_adopted_with_their_deadlines(cluster: Clu
             return None
         return held
 
-    before = c.stack.wait_for(all_held, 240, "both triggerers to hold the waits", 1.0)
+    before = c.stack.wait_for(all_held, 240, "the triggerers to hold every wait", 1.0)
     before_tis = _deferred(c, run_ids)
     jobs = c.triggerer_jobs()
     per_job: dict[int, int] = {}
