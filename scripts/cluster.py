@@ -442,20 +442,24 @@ class Cluster:
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         """Stop one process by name (``sig`` first, SIGKILL if it lingers)."""
-        pid = self.stack.procs.pop(name).pid if self.stack and name in self.stack.procs else None
-        pid = pid or self._saved_pids().get(name)
+        proc = self.stack.procs.pop(name, None) if self.stack else None
+        pid = proc.pid if proc else self._saved_pids().get(name)
         if pid is None:
             return
         # PostgreSQL: SIGINT is its "fast" shutdown (SIGTERM would wait for every client).
         stop_group(pid, signal.SIGINT if name == "postgres" and sig == signal.SIGTERM else sig)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)  # reap it
         if self.stack is not None:
             self._save()
 
     def down(self) -> None:
         """Stop every process: the Airflow ones together, then the servers they use; forget the PIDs."""
         pids = self._saved_pids()
+        started = dict(self.stack.procs) if self.stack is not None else {}
+        pids.update({name: proc.pid for name, proc in started.items()})
         if self.stack is not None:
-            pids.update({name: proc.pid for name, proc in self.stack.procs.items()})
             self.stack.procs.clear()
         clients = [pids[name] for name in AIRFLOW_PROCESSES if name in pids]
         for pgid in clients:
@@ -467,6 +471,9 @@ class Cluster:
             if name in pids:
                 # PostgreSQL: SIGINT is its "fast" shutdown (SIGTERM would wait for every client).
                 stop_group(pids[name], signal.SIGINT if name == "postgres" else signal.SIGTERM)
+        for proc in started.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)  # reap it
         if self.state_file.exists():
             state = json.loads(self.state_file.read_text())
             state["pids"] = {}
