@@ -149,8 +149,9 @@ def _stop_running() -> None:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[ClusterDeployment]:
-    """Start the cluster once per session; stop every process by PID afterwards, even on failure."""
+def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterDeployment]:
+    """Start the cluster once per session; stop every process by PID afterwards, even on failure.
+    Its folder is removed, unless a test failed: then its logs stay for a post-mortem."""
     # PostgreSQL runs as ``nobody`` under root: its folder must be reachable by that user, which
     # pytest's private (0700) temporary folders are not.
     base = Path(tempfile.mkdtemp(prefix="airflow-cluster-"))
@@ -162,7 +163,11 @@ def cluster() -> Iterator[ClusterDeployment]:
 
     def stop() -> None:
         deployment.cluster.down()
-        shutil.rmtree(base / "cluster" / "postgres", ignore_errors=True)
+        if request.session.testsfailed:
+            shutil.rmtree(base / "cluster" / "postgres", ignore_errors=True)
+            print(f"\ncluster logs kept in {deployment.cluster.logs}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
 
     _RUNNING.append(stop)
     try:
