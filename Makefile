@@ -57,6 +57,7 @@ bench: venv
 	$(BIN)/python bench/batch_inference.py --runs 2
 	$(BIN)/python bench/import_cost.py --repeat 5
 	$(BIN)/python bench/hook_overhead.py --runs 2
+	$(BIN)/python bench/ui_list.py --runs 2
 	$(BIN)/python bench/cluster_triggerers.py --n 1000 5000
 
 ## A CeleryExecutor cluster on loopback (PostgreSQL, Redis, emulator, api-server, scheduler,
