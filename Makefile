@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps lint test test-fast demo emulator bench clean
+.PHONY: venv system-deps lint test test-fast demo emulator bench clean cluster cluster-down cluster-status
 
 venv: $(STAMP)
 
 $(STAMP): setup.py setup.cfg pyproject.toml tuning-api-emulator/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ./tuning-api-emulator -e ".[test,dev]"
+	$(BIN)/python -m pip install -q -e ./tuning-api-emulator -e ".[test,dev,cluster]"
 	touch $(STAMP)
 
 lint: venv
@@ -59,9 +59,21 @@ bench: venv
 	$(BIN)/python bench/import_cost.py --repeat 5
 	$(BIN)/python bench/hook_overhead.py --runs 2
 	$(BIN)/python bench/ui_list.py --runs 2
+	$(BIN)/python bench/cluster_triggerers.py --n 1000 5000
+
+## A CeleryExecutor cluster on loopback (PostgreSQL, Redis, emulator, api-server, scheduler,
+## dag-processor, two Celery workers, two triggerers) in .cluster/; see docs/deploying.md.
+cluster: venv
+	$(BIN)/python scripts/cluster.py up
+
+cluster-status: venv
+	$(BIN)/python scripts/cluster.py status
+
+cluster-down: venv
+	$(BIN)/python scripts/cluster.py down
 
 emulator: venv
 	$(BIN)/tuning-api-emulator --port 8085
 
 clean:
-	rm -rf $(VENV) .airflow-home .demo .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .airflow-home .demo .cluster .pytest_cache .ruff_cache .mypy_cache

@@ -1,4 +1,5 @@
-"""Read an Airflow metadata DB (sqlite) from the test process, while Airflow processes use it.
+"""Read an Airflow metadata DB (sqlite, or PostgreSQL given its ``postgresql://`` URL) from the test
+process, while Airflow processes use it.
 
 Trigger kwargs are Fernet-encrypted in the ``trigger`` table; the tests set the deployment's Fernet
 key themselves, so they decrypt them here to look inside (as an operator with the key could).
@@ -29,8 +30,29 @@ def connect(db: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Run one query and return the rows as dicts (retries while the DB is locked)."""
+#: A metadata DB: the sqlite file, or a PostgreSQL URL (``postgresql://user@host:port/db``).
+Db = Path | str
+
+
+def _pg_rows(dsn: str, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """One query on PostgreSQL (``?`` placeholders, as for sqlite), in a short-lived connection."""
+    import psycopg2
+    import psycopg2.extras
+
+    conn = psycopg2.connect(dsn, connect_timeout=10)
+    try:
+        conn.set_session(readonly=True, autocommit=True)
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(sql.replace("?", "%s"), params)
+            return [dict(row) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def rows(db: Db, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Run one query and return the rows as dicts (sqlite: retries while the DB is locked)."""
+    if isinstance(db, str):
+        return _pg_rows(db, sql, params)
     for attempt in range(20):
         try:
             with connect(db) as conn:
@@ -80,7 +102,7 @@ class TriggerRow:
     raw: str
 
 
-def trigger_rows(db: Path, fernet_key: str) -> list[TriggerRow]:
+def trigger_rows(db: Db, fernet_key: str) -> list[TriggerRow]:
     """Every row of the ``trigger`` table, kwargs decrypted."""
     return [
         TriggerRow(
@@ -94,7 +116,7 @@ def trigger_rows(db: Path, fernet_key: str) -> list[TriggerRow]:
     ]
 
 
-def task_instances(db: Path, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+def task_instances(db: Db, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
     """The task instances of one run, by task id."""
     found = rows(
         db,
@@ -110,12 +132,12 @@ class DbSampler:
     """Samples the ``trigger`` table and deferred task instances every ``interval`` seconds in a
     thread, so rows that Airflow deletes once a trigger fires can still be inspected afterwards.
 
-    :param db: the sqlite file.
+    :param db: the sqlite file or PostgreSQL URL.
     :param fernet_key: the deployment's Fernet key.
     :param interval: seconds between samples.
     """
 
-    db: Path
+    db: Db
     fernet_key: str
     interval: float = 0.5
     triggers: dict[int, list[TriggerRow]] = field(default_factory=dict)
