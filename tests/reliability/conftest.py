@@ -62,6 +62,8 @@ class Deployment:
     dags_folder: Path
     fernet_key: str
     api_key: str
+    #: The ``google_cloud_platform`` connection's OAuth secrets: ``client_secret``, ``refresh_token``.
+    oauth_secrets: dict[str, str]
 
     @property
     def db(self) -> Path:
@@ -183,7 +185,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     try:
         stack.migrate()
         stack.start_all()
-        yield Deployment(stack, emulator, base / "home", dags, fernet_key, api_key)
+        oauth_secrets = {"client_secret": user["client_secret"], "refresh_token": refresh_token}
+        yield Deployment(stack, emulator, base / "home", dags, fernet_key, api_key, oauth_secrets)
     finally:
         _stop_running()
 
