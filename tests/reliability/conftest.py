@@ -121,7 +121,7 @@ VERTEX_PROJECT = "reliability-project"
 VERTEX_BUCKET = "airflow-tuning-staging"
 
 
-def _create_bucket(url: str, user: dict[str, str], bucket: str) -> None:
+def create_bucket(url: str, user: dict[str, str], bucket: str) -> None:
     """Create ``bucket`` in the emulator's Cloud Storage with a token its ``/token`` issued."""
     import requests
 
@@ -163,7 +163,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "host": emulator.url,
         "extra": json.dumps({"project": VERTEX_PROJECT, "keyfile_dict": json.dumps(user)}),
     }
-    _create_bucket(emulator.url, user, VERTEX_BUCKET)
+    create_bucket(emulator.url, user, VERTEX_BUCKET)
     stack = AirflowStack(
         home=base / "home",
         dags_folder=dags,
