@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml tuning-api-emulator/pyproject.toml
+$(STAMP): setup.py setup.cfg pyproject.toml tuning-api-emulator/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ./tuning-api-emulator -e ".[test,dev]"

@@ -6,10 +6,32 @@ import copy
 from typing import Any
 
 from airflow_provider_tuning import __version__
-from airflow_provider_tuning.constants import CONN_TYPE
+from airflow_provider_tuning.constants import CONN_TYPE, LEGACY_CONN_TYPE
+
+#: What each field of the form shows while empty. Airflow 3.3's form shows the standard fields'
+#: placeholders; for an extra field it shows a schema's ``examples`` (a "Start typing" hint and a
+#: list to pick from), so the text fields below carry their placeholder as their example.
+PLACEHOLDERS: dict[str, str] = {
+    "host": "https://generativelanguage.googleapis.com (http:// only for 127.0.0.1 / localhost)",
+    "port": "443, or the emulator's port: needed by the Test button of Airflow 3.3's connection list",
+    "password": "API key (leave empty for OAuth, service account or ADC)",
+    "api_version": "v1beta",
+    "keyfile_dict": '{"type": "authorized_user", "client_id": "...", ...}',
+    "key_path": "/path/to/key.json",
+    "scopes": "https://www.googleapis.com/auth/cloud-platform,"
+    "https://www.googleapis.com/auth/generative-language.tuning",
+    "impersonation_chain": "tuner@my-project.iam.gserviceaccount.com",
+    "quota_project_id": "my-project",
+}
 
 _STRING = {"type": ["string", "null"]}
 _SECRET = {"type": ["string", "null"], "format": "password"}
+
+
+def _with_example(field: str) -> dict[str, Any]:
+    """A plain text field's schema, with its placeholder as the example the form offers."""
+    return {**_STRING, "examples": [PLACEHOLDERS[field]]}
+
 
 # Extra fields of the ``generativelanguage`` connection (declarative form of Airflow 3.2+).
 CONN_FIELDS: dict[str, dict[str, Any]] = {
@@ -22,7 +44,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Auth type",
         "schema": {
             "type": ["string", "null"],
-            "enum": ["api_key", "authorized_user", "service_account", "adc"],
+            # hooks.connection.AUTH_TYPES, written out: this module imports no hook code
+            "enum": ["api_key", "authorized_user", "service_account", "external_account", "adc"],
         },
         "description": "Inferred when empty: API key if the password is set, else the key file's type, "
         "else Application Default Credentials (adc).",
@@ -35,42 +58,35 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "key_path": {
         "label": "Key file path",
-        "schema": dict(_STRING),
+        "schema": _with_example("key_path"),
         "description": "Path of an authorized_user or service-account JSON file on the workers.",
     },
     "scopes": {
         "label": "Scopes",
-        "schema": dict(_STRING),
+        "schema": _with_example("scopes"),
         "description": "Comma-separated OAuth scopes. Default: cloud-platform and "
         "generative-language.tuning.",
     },
     "impersonation_chain": {
         "label": "Impersonation chain",
-        "schema": dict(_STRING),
+        "schema": _with_example("impersonation_chain"),
         "description": "Comma-separated service accounts; the last one is impersonated, earlier ones "
         "are delegates.",
     },
     "quota_project_id": {
         "label": "Quota project",
-        "schema": dict(_STRING),
+        "schema": _with_example("quota_project_id"),
         "description": "Project billed for quota, sent as x-goog-user-project (OAuth modes only).",
     },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "login", "port"],
+    # The port stays visible: Airflow 3.3's connection list tests a connection with port 0 when the
+    # port is empty, which its api-server refuses (400) when the stored port is empty; a port filled
+    # in here makes that Test button work (docs/connection.md).
+    "hidden-fields": ["schema", "login"],
     "relabeling": {"host": "Base URL", "password": "API key"},
-    "placeholders": {
-        "host": "https://generativelanguage.googleapis.com (http:// only for 127.0.0.1 / localhost)",
-        "password": "API key (leave empty for OAuth, service account or ADC)",
-        "api_version": "v1beta",
-        "keyfile_dict": '{"type": "authorized_user", "client_id": "...", ...}',
-        "key_path": "/path/to/key.json",
-        "scopes": "https://www.googleapis.com/auth/cloud-platform,"
-        "https://www.googleapis.com/auth/generative-language.tuning",
-        "impersonation_chain": "tuner@my-project.iam.gserviceaccount.com",
-        "quota_project_id": "my-project",
-    },
+    "placeholders": dict(PLACEHOLDERS),
 }
 
 
@@ -142,7 +158,16 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": CONN_TYPE,
                 "conn-fields": copy.deepcopy(CONN_FIELDS),
                 "ui-field-behaviour": copy.deepcopy(UI_FIELD_BEHAVIOUR),
-            }
+            },
+            {
+                # Connections created with the earlier type name get a hook, a form and a Test button.
+                "hook-class-name": "airflow_provider_tuning.hooks.generative_language."
+                "LegacyTypeGenerativeLanguageHook",
+                "hook-name": "Generative Language (tuning), earlier type name",
+                "connection-type": LEGACY_CONN_TYPE,
+                "conn-fields": copy.deepcopy(CONN_FIELDS),
+                "ui-field-behaviour": copy.deepcopy(UI_FIELD_BEHAVIOUR),
+            },
         ],
         "extra-links": ["airflow_provider_tuning.operators.links.TunedModelLink"],
         "config": {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -140,6 +141,73 @@ def number(
             parts.append(f"<= {maximum:g}")
         raise InvalidInputError(f"{name} must be {' and '.join(parts)}, got {quote(value)}")
     return result
+
+
+@dataclass(frozen=True)
+class NumberLimit:
+    """The range of a numeric operator argument: the operators check values with :meth:`check`, and
+    the example DAGs' trigger forms get the same range as JSON schema from :meth:`schema`.
+
+    :param name: the argument name.
+    :param integer: whether only whole numbers pass (then ``minimum`` is 1).
+    :param minimum: the lower bound.
+    :param exclusive_minimum: whether ``minimum`` itself is refused.
+    :param maximum: the upper bound (inclusive), if any.
+    """
+
+    name: str
+    integer: bool
+    minimum: float
+    exclusive_minimum: bool = False
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.integer and (self.minimum != 1 or self.exclusive_minimum):
+            raise ValueError("an integer limit starts at 1 (positive_int)")
+
+    def check(self, value: Any) -> int | float:
+        """Return ``value`` as a number within the range, or raise naming the argument.
+
+        :param value: the value (a number or a numeric string).
+        """
+        if self.integer:
+            maximum = None if self.maximum is None else int(self.maximum)
+            return positive_int(self.name, value, maximum=maximum)
+        return number(
+            self.name,
+            value,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            exclusive_minimum=self.exclusive_minimum,
+        )
+
+    def schema(self, *, maximum: float | None = None) -> dict[str, Any]:
+        """Return the JSON-schema keywords of this range, for an Airflow ``Param(default, **schema)``.
+
+        :param maximum: a smaller upper bound for a form (it may narrow the range, never widen it).
+        """
+        if maximum is not None and self.maximum is not None and maximum > self.maximum:
+            raise ValueError(f"{self.name}: a form maximum of {maximum} exceeds the limit {self.maximum}")
+        result: dict[str, Any] = {"type": "integer" if self.integer else "number"}
+        result["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = (
+            int(self.minimum) if self.integer else self.minimum
+        )
+        upper = self.maximum if maximum is None else maximum
+        if upper is not None:
+            result["maximum"] = int(upper) if self.integer else upper
+        return result
+
+
+#: ``Hyperparameters.epochCount`` (int32, CONTRACT.md section 7).
+EPOCH_COUNT = NumberLimit("epoch_count", integer=True, minimum=1, maximum=INT32_MAX)
+#: ``Hyperparameters.batchSize`` (int32).
+BATCH_SIZE = NumberLimit("batch_size", integer=True, minimum=1, maximum=INT32_MAX)
+#: ``Hyperparameters.learningRate``: greater than 0.
+LEARNING_RATE = NumberLimit("learning_rate", integer=False, minimum=0.0, exclusive_minimum=True)
+#: ``Hyperparameters.learningRateMultiplier`` (``v1beta``): greater than 0.
+LEARNING_RATE_MULTIPLIER = NumberLimit(
+    "learning_rate_multiplier", integer=False, minimum=0.0, exclusive_minimum=True
+)
 
 
 def seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -309,6 +377,11 @@ def base_model_name(value: Any, *, what: str = "base_model") -> str:
     return f"{MODELS}/{bare}"
 
 
+def base_model_schema() -> dict[str, Any]:
+    """The JSON-schema keywords of what :func:`base_model_name` accepts, for a trigger form's ``Param``."""
+    return {"type": "string", "pattern": f"^({MODELS}/)?{_BASE_MODEL_ID.pattern}$"}
+
+
 def permission_name(value: Any, *, what: str = "name") -> str:
     """Return a permission name, ``tunedModels/<id>/permissions/<permission>``.
 
@@ -347,6 +420,12 @@ def display_name(value: Any, *, what: str = "display_name") -> str | None:
     return text
 
 
+def display_name_schema() -> dict[str, Any]:
+    """The JSON-schema keywords of what :func:`display_name` accepts (a non-blank string of at most
+    :data:`MAX_DISPLAY_NAME_LENGTH` characters), for a trigger form's ``Param``."""
+    return {"type": "string", "minLength": 1, "maxLength": MAX_DISPLAY_NAME_LENGTH, "pattern": r"\S"}
+
+
 # -- Vertex AI resource names -------------------------------------------------------------------------
 
 #: A Google Cloud project id or number, and a location such as ``us-central1``.
@@ -378,6 +457,43 @@ def cloud_resource_name(value: Any, collection: str, *, what: str, version_suffi
             f"{what} must be 'projects/<project>/locations/<location>/{collection}/<id>', got {quote(value)}"
         )
     return text
+
+
+#: The longest Vertex AI ``baseModel`` id the operators accept.
+MAX_VERTEX_BASE_MODEL_LENGTH = 256
+_VERTEX_PUBLISHER_PREFIX = "publishers/google/models/"
+
+
+def vertex_base_model(value: Any, *, what: str = "base_model") -> str:
+    """Return a Vertex AI base model id (``gemini-2.5-flash``, optionally ``publishers/google/models/...``).
+
+    :param value: the model id.
+    :param what: the argument name.
+    """
+    model = optional_string(what, value, max_length=MAX_VERTEX_BASE_MODEL_LENGTH)
+    if not model or "/" in model.removeprefix(_VERTEX_PUBLISHER_PREFIX):
+        raise InvalidInputError(f"{what} must be a model id such as 'gemini-2.5-flash', got {quote(model)}")
+    return model
+
+
+def vertex_base_model_schema() -> dict[str, Any]:
+    """The JSON-schema keywords of what :func:`vertex_base_model` accepts, for a trigger form's ``Param``."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_VERTEX_BASE_MODEL_LENGTH,
+        "pattern": f"^({re.escape(_VERTEX_PUBLISHER_PREFIX)})?[^/]+$",
+    }
+
+
+#: A Cloud Storage bucket name (3 to 222 characters of ``a-z 0-9 . _ -``, alphanumeric at both ends).
+GCS_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+
+
+def gcs_uri_schema() -> dict[str, Any]:
+    """The JSON-schema keywords of a ``gs://<bucket>[/<prefix>]`` URI with a valid bucket name (what
+    the Vertex AI operators' ``staging_uri`` takes), for a trigger form's ``Param``."""
+    return {"type": "string", "pattern": f"^gs://{GCS_BUCKET.pattern}(/.*)?$"}
 
 
 def tuning_job_name(value: Any, *, what: str = "tuning_job_name") -> str:

@@ -3,8 +3,10 @@
 Press "Trigger" on this DAG: the form asks for the base model (a list of the tunable ones), the
 display name, the training data (a path or URI of a JSONL/JSON/CSV file; the default is the
 quickstart's number examples shipped next to this file), the input and output columns, the
-epochs, the batch size, the learning rate and a prompt to try. Every field is checked in the
-form (types, choices and bounds) before a run starts.
+epochs, the batch size, the learning rate and a prompt to try. Every field is checked (types,
+choices and bounds) before a run starts: the bounds are the operator's own, from
+``airflow_provider_tuning.validation`` (the form narrows some ranges to sensible values, e.g. at
+most 100 epochs, never widens them), so a value the operator would refuse never starts a run.
 
 1. ``tune_model`` tunes the chosen base model with these values (templated from ``params``) and
    waits in the triggerer. PaLM base models (``*-bison``) are tuned in ``v1beta3``, Gemini ones in
@@ -24,6 +26,7 @@ from typing import Any
 
 from airflow.sdk import DAG, ExceptionRetryPolicy, Param, RetryAction, RetryRule, TriggerRule, task
 
+from airflow_provider_tuning import validation
 from airflow_provider_tuning.exceptions import (
     InvalidArgumentError,
     PermissionDeniedError,
@@ -58,16 +61,14 @@ NO_RETRY = ExceptionRetryPolicy(
 params = {
     "base_model": Param(
         TUNABLE_BASE_MODELS[0],
-        type="string",
+        **validation.base_model_schema(),
         enum=TUNABLE_BASE_MODELS,
         title="Base model",
         description="The model to tune. *-bison models are PaLM (API v1beta3), the others Gemini (v1beta).",
     ),
     "display_name": Param(
         "number generator model",
-        type="string",
-        minLength=1,
-        maxLength=40,
+        **validation.display_name_schema(),
         title="Display name",
         description="The tuned model's name in listings (at most 40 characters).",
     ),
@@ -95,25 +96,19 @@ params = {
     ),
     "epoch_count": Param(
         5,
-        type="integer",
-        minimum=1,
-        maximum=100,
+        **validation.EPOCH_COUNT.schema(maximum=100),
         title="Epochs",
         description="How many times the tuning goes through the training data.",
     ),
     "batch_size": Param(
         4,
-        type="integer",
-        minimum=1,
-        maximum=64,
+        **validation.BATCH_SIZE.schema(maximum=64),
         title="Batch size",
         description="Examples per training step.",
     ),
     "learning_rate": Param(
         0.001,
-        type="number",
-        exclusiveMinimum=0,
-        maximum=1,
+        **validation.LEARNING_RATE.schema(maximum=1),
         title="Learning rate",
         description="Step size of the tuning (greater than 0).",
     ),

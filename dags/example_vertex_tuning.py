@@ -28,6 +28,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, ExceptionRetryPolicy, Param, RetryAction, RetryRule, TriggerRule, task
 
+from airflow_provider_tuning import validation
 from airflow_provider_tuning.exceptions import (
     InvalidArgumentError,
     PermissionDeniedError,
@@ -64,11 +65,10 @@ with DAG(
     max_active_runs=1,
     default_args={"owner": "ml-platform", "retries": 2, "retry_policy": NO_RETRY},
     params={
-        "base_model": Param("gemini-2.5-flash", type="string", minLength=1, title="Base model"),
+        "base_model": Param("gemini-2.5-flash", **validation.vertex_base_model_schema(), title="Base model"),
         "staging_uri": Param(
             "gs://airflow-tuning-staging/example_vertex_tuning",
-            type="string",
-            pattern="^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$",
+            **validation.gcs_uri_schema(),
             title="Staging URI",
             description="gs://<bucket>/<prefix> where the training data is uploaded (the tuning "
             "service agent needs read access to the bucket).",

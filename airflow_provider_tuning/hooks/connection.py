@@ -124,6 +124,11 @@ def normalize_url(raw: str, *, what: str = "base URL", port: int | None = None) 
     netloc = parts.netloc
     if port is not None and url_port is None:
         netloc = f"{netloc}:{_port_number(port)}"
+    elif port is not None and _port_number(port) != url_port:
+        raise ConnectionConfigError(
+            f"the port field ({_port_number(port)}) differs from the port in the {what} ({url_port}); "
+            "set one of them, or the same port in both"
+        )
     return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
@@ -422,7 +427,8 @@ class ConnectionSettings:
     def _from_connection(cls, conn: Any, conn_id: str | None) -> ConnectionSettings:
         extra = read_extra(getattr(conn, "extra", None), _EXTRA_KEYS, (CONN_TYPE, LEGACY_CONN_TYPE))
         host = (getattr(conn, "host", None) or "").strip()
-        port = getattr(conn, "port", None)
+        # No port, or 0: Airflow 3.3's connection list sends port 0 for an empty port field.
+        port = getattr(conn, "port", None) or None
         if host:
             base_url = normalize_url(host, port=port)
         elif port:

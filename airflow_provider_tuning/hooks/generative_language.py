@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_tuning import validation
+from airflow_provider_tuning.constants import LEGACY_CONN_TYPE
 from airflow_provider_tuning.exceptions import InvalidInputError
 from airflow_provider_tuning.hooks.base import TuningApiHook
 from airflow_provider_tuning.hooks.connection import (
@@ -444,3 +445,11 @@ class GenerativeLanguageHook(ConnectionHookAttributes, TuningApiHook):
         return True, (
             f"Connection to {self.settings.base_url} ({version}, {self.settings.auth_type}) works{first}"
         )
+
+
+class LegacyTypeGenerativeLanguageHook(GenerativeLanguageHook):
+    """:class:`GenerativeLanguageHook` registered for connections of the earlier type
+    ``generative_language``, so that Airflow finds a hook (and its connection test) for them too."""
+
+    conn_type = LEGACY_CONN_TYPE
+    hook_name = "Generative Language (tuning), earlier type name"

@@ -9,7 +9,6 @@ create by its labels instead (``list_tuning_jobs(filter=...)``).
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,7 @@ from airflow_provider_tuning.hooks.vertex_connection import (
 if TYPE_CHECKING:
     from airflow_provider_tuning.hooks.ratelimit import SlidingWindowRateLimiter
 
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+_BUCKET = validation.GCS_BUCKET
 
 
 def _endpoint(name: Any) -> str:

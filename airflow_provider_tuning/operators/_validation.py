@@ -100,8 +100,8 @@ def build_hyperparameters(
     """Return the ``Hyperparameters`` JSON; unset values are left out so the API uses its defaults.
 
     :param api_version: the resolved API version (``learningRateMultiplier`` is ``v1beta`` only).
-    :param epoch_count: positive integer.
-    :param batch_size: positive integer.
+    :param epoch_count: positive integer (int32).
+    :param batch_size: positive integer (int32).
     :param learning_rate: positive float; exclusive with ``learning_rate_multiplier``.
     :param learning_rate_multiplier: positive float (``v1beta`` only).
     """
@@ -112,16 +112,14 @@ def build_hyperparameters(
             f"learning_rate_multiplier exists only in v1beta, not in {api_version}; use learning_rate"
         )
     result: dict[str, Any] = {}
-    if epoch_count is not None:
-        result["epochCount"] = validation.positive_int("epoch_count", epoch_count)
-    if batch_size is not None:
-        result["batchSize"] = validation.positive_int("batch_size", batch_size)
-    for name, key, value in (
-        ("learning_rate", "learningRate", learning_rate),
-        ("learning_rate_multiplier", "learningRateMultiplier", learning_rate_multiplier),
+    for limit, key, value in (
+        (validation.EPOCH_COUNT, "epochCount", epoch_count),
+        (validation.BATCH_SIZE, "batchSize", batch_size),
+        (validation.LEARNING_RATE, "learningRate", learning_rate),
+        (validation.LEARNING_RATE_MULTIPLIER, "learningRateMultiplier", learning_rate_multiplier),
     ):
         if value is not None:
-            result[key] = validation.number(name, value, minimum=0.0, exclusive_minimum=True)
+            result[key] = limit.check(value)
     return result
 
 

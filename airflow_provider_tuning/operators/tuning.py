@@ -29,7 +29,6 @@ and the data loaders) are imported inside methods, so DAG files importing this m
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from airflow_provider_tuning.operators._ids import (
     default_tuned_model_id,
     recreated_tuned_model_id,
 )
+from airflow_provider_tuning.operators._listing import Listing
 from airflow_provider_tuning.operators._results import total_steps_of_operation, tuned_model_result
 from airflow_provider_tuning.operators._templating import keep_inline_data
 from airflow_provider_tuning.operators._validation import (
@@ -717,13 +717,11 @@ class ListTunedModelsOperator(_GenerativeLanguageOperator):
 
         :param context: the Airflow context.
         """
-        page_size = validation.page_size(self.page_size)
-        limit = None if self.max_results is None else validation.positive_int("max_results", self.max_results)
-        validation.optional_string("filter", self.filter)
-        if self.filter and self.api_version == "v1beta3":
+        listing = Listing.from_arguments(self.page_size, self.filter, self.max_results)
+        if listing.filter and self.api_version == "v1beta3":
             raise InvalidInputError("filter exists only in v1beta, not in v1beta3")
-        found = self.get_hook().list_tuned_models(page_size=page_size, filter=self.filter or None)
-        models = list(itertools.islice(found, limit))
+        found = self.get_hook().list_tuned_models(page_size=listing.page_size, filter=listing.filter)
+        models = listing.take(found)
         self.log.info("Listed %d tuned models", len(models))
         return models
 

@@ -7,7 +7,6 @@ succeeds when they are already gone (``ignore_missing``), so it can run after an
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_tuning import validation
 from airflow_provider_tuning.exceptions import NotFoundError
+from airflow_provider_tuning.operators._listing import Listing
 from airflow_provider_tuning.operators._validation import input_errors_fail_without_retry
 
 if TYPE_CHECKING:
@@ -114,11 +114,9 @@ class ListVertexTuningJobsOperator(_VertexOperator):
 
         :param context: the Airflow context.
         """
-        page_size = validation.page_size(self.page_size)
-        limit = None if self.max_results is None else validation.positive_int("max_results", self.max_results)
-        flt = validation.optional_string("filter", self.filter)
-        found = self.get_hook().list_tuning_jobs(filter=flt or None, page_size=page_size)
-        jobs = list(itertools.islice(found, limit))
+        listing = Listing.from_arguments(self.page_size, self.filter, self.max_results)
+        found = self.get_hook().list_tuning_jobs(filter=listing.filter, page_size=listing.page_size)
+        jobs = listing.take(found)
         self.log.info("Listed %d tuning jobs", len(jobs))
         return jobs
 

@@ -252,12 +252,7 @@ class CreateVertexTuningJobOperator(BaseOperator):
                 self.pre_tuned_model, "models", what="pre_tuned_model", version_suffix=True
             )
             return {"preTunedModel": {"tunedModelName": name}}
-        model = validation.optional_string("base_model", self.base_model, max_length=256)
-        if not model or "/" in model.removeprefix("publishers/google/models/"):
-            raise InvalidInputError(
-                f"base_model must be a model id such as 'gemini-2.5-flash', got {validation.quote(model)}"
-            )
-        return {"baseModel": model}
+        return {"baseModel": validation.vertex_base_model(self.base_model)}
 
     def _hyperparameters(self) -> dict[str, Any]:
         result: dict[str, Any] = {}

@@ -18,7 +18,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "airflow_provider_tuning")
+SOURCES = (
+    "setup.py",
+    "setup.cfg",
+    "pyproject.toml",
+    "MANIFEST.in",
+    "README.md",
+    "LICENSE",
+    "airflow_provider_tuning",
+    "dags",
+)
 
 
 @pytest.fixture(scope="module")

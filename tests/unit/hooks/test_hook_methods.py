@@ -354,7 +354,7 @@ def test_the_form_comes_from_the_provider_info_only():
     """Airflow >= 3.2 reads conn-fields and ui-field-behaviour; the < 3.2 hook methods are gone."""
     assert "get_connection_form_widgets" not in vars(GenerativeLanguageHook)
     assert "get_ui_field_behaviour" not in vars(GenerativeLanguageHook)
-    assert UI_FIELD_BEHAVIOUR["hidden-fields"] == ["schema", "login", "port"]
+    assert UI_FIELD_BEHAVIOUR["hidden-fields"] == ["schema", "login"]
     assert set(CONN_FIELDS) >= {"keyfile_dict", "key_path", "api_version", "scopes"}
 
 

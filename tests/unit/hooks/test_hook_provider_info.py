@@ -48,7 +48,9 @@ def test_schema_validation_would_catch_a_broken_config():
 
 
 def test_connection_type_declares_fields_and_behaviour():
-    (conn_type,) = get_provider_info()["connection-types"]
+    conn_type, legacy = get_provider_info()["connection-types"]
+    assert legacy["connection-type"] == "generative_language"
+    assert legacy["conn-fields"] == conn_type["conn-fields"]
     assert conn_type["connection-type"] == "generativelanguage"
     assert conn_type["hook-class-name"] == HOOK_CLASS
     fields = conn_type["conn-fields"]
@@ -68,7 +70,7 @@ def test_connection_type_declares_fields_and_behaviour():
         _schema("customized_form_field_behaviours.schema.json"),
     )
     assert behaviour["relabeling"]["password"] == "API key"
-    assert set(behaviour["placeholders"]) - {"host", "password"} <= set(CONN_FIELDS)
+    assert set(behaviour["placeholders"]) - {"host", "port", "password"} <= set(CONN_FIELDS)
 
 
 def test_config_section_defaults():
