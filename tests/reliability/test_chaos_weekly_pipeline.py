@@ -17,11 +17,12 @@ ALREADY_EXISTS and the task reattached); no model deleted; every holdout questio
 once in the ``evaluate`` result, in order, with text and no error, and each answer delivered by the
 emulator (status 200) once per try of ``evaluate`` that asked it.
 
-The Vertex AI example (``example_vertex_tuning``) runs at the same time, in its own ``airflow dags
-test``, against the same emulator and faults (the create, ``CreateTuningJob``, as hard as the Gemini
-create; the ``/token`` and Cloud Storage routes as every other route), with user credentials that
-refresh at the emulator. The emulator is restarted a second time while its tuning job is under way.
-Each seed must end with: the run succeeded (``promote`` or ``discard_candidate``, and the teardown);
+With every other seed (1, 3, ..., 19), the Vertex AI example (``example_vertex_tuning``) runs at the
+same time, in its own ``airflow dags test``, against the same emulator and faults (its create,
+``CreateTuningJob``, loses 40% of its answers after committing; the ``/token`` and Cloud Storage
+routes are faulty like every other route), with user credentials that refresh at the emulator. The
+emulator is restarted a second time while its tuning job is under way. Each of those seeds must
+end with: the run succeeded (``promote`` or ``discard_candidate``, and the teardown);
 exactly one tuning job at the emulator, labelled with the ``tune`` task instance, and exactly one
 create handled (no second job); the task's XCom naming that job, its model and endpoint; the
 endpoint deleted by the teardown (the model too when discarded); every holdout question answered
@@ -30,8 +31,7 @@ once, in order, without error.
 Fault streaks are not avoided: the hook gives up after 5 attempts and the sensor after 5 failed
 polls, by design, and then the task retries (``retries=2`` in the DAG). The DAG leaves the pause
 between tries to ``[core] default_task_retry_delay`` (300 s by default); this run sets it to 1 s, with
-0.2 s tuning steps and 0.5 s polls, so the 20 seeds (two at a time, each two DAG runs at once) take
-about 6 minutes.
+0.2 s tuning steps and 0.5 s polls, and runs two seeds at a time.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ REFRESH_TOKEN = make_secret("REFRESHTOKEN")
 OAUTH_CLIENT = {"client_id": "chaos.apps.googleusercontent.com", "client_secret": make_secret("CLIENTSECRET")}
 #: Every seed from 1 to 20 runs and must pass.
 SEEDS = tuple(range(1, 21))
+#: The seeds whose run also runs the Vertex AI example (every other one: a second Airflow process
+#: per seed costs CPU time the suite's budget does not have for all 20).
+VERTEX_SEEDS = SEEDS[::2]
 #: ``airflow dags test`` runs at once (each is one process, mostly waiting on the emulator).
 PARALLEL_RUNS = 2
 CREATE_ROUTE = "/v1beta/tunedModels"
@@ -77,7 +80,7 @@ CREATE_RULE = {
     "retry_after": 1,
 }
 #: The Vertex AI create: a job committed but its answer lost must be found by its labels, not made twice.
-VERTEX_CREATE_RULE = {**CREATE_RULE, "match": "CreateTuningJob"}
+VERTEX_CREATE_RULE = {**CREATE_RULE, "match": "CreateTuningJob", "drop_after": 0.40}
 #: A generateContent answer computed but lost is asked again: it must count once.
 GENERATE_RULE = {
     "match": "GenerateContent",
@@ -201,7 +204,7 @@ class ChaosRun:
 
     seed: int
     run: DagTestRun
-    vertex: DagTestRun
+    vertex: DagTestRun | None
     emulator: RestartingEmulator
     final_state: dict[str, Any] | None
     final_jobs: list[VertexJob]
@@ -229,6 +232,7 @@ class ChaosRun:
         return served
 
     def tries(self, task_id: str, run: DagTestRun | None = None) -> int:
+        """How many tries ``task_id`` took in ``run`` (default: the weekly pipeline's)."""
         run = run or self.run
         found = airflow_db.rows(
             run.db,
@@ -253,7 +257,7 @@ def _is_vertex_create(entry: dict[str, Any]) -> bool:
 
 def _run_seed(setup: DagTestSetup, seed: int) -> ChaosRun:
     home = setup.new_home(f"chaos-seed-{seed:02d}")
-    vertex_home = setup.new_home(f"chaos-seed-{seed:02d}-vertex")
+    vertex_home = setup.new_home(f"chaos-seed-{seed:02d}-vertex") if seed in VERTEX_SEEDS else None
     emulator = RestartingEmulator(setup.workdir / f"chaos-emulator-state-{seed:02d}.json", seed)
     common: dict[str, Any] = {
         "template": setup.template,
@@ -267,11 +271,13 @@ def _run_seed(setup: DagTestSetup, seed: int) -> ChaosRun:
     try:
         # Both DAGs run at once against the same faulty emulator (one process each).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chaos-vertex-{seed}") as pool:
-            vertex = pool.submit(
-                run_dag_test, VERTEX_DAG_ID, home=vertex_home, extra_env=vertex_env, **common
+            vertex = (
+                pool.submit(run_dag_test, VERTEX_DAG_ID, home=vertex_home, extra_env=vertex_env, **common)
+                if vertex_home is not None
+                else None
             )
             run = run_dag_test(DAG_ID, home=home, extra_env=RUN_ENV, **common)
-            vertex_run = vertex.result()
+            vertex_run = vertex.result() if vertex is not None else None
         final_state = emulator.current.state() if len(emulator.generations) > 1 else None
         final_jobs = vertex_state.tuning_jobs(emulator.current)
     finally:
@@ -382,13 +388,14 @@ def test_weekly_pipeline_survives_faults_and_an_emulator_restart(
         assert all(1 <= delivered[q] <= tries for q in questions), (context, tries, delivered)
 
 
-@pytest.mark.parametrize("seed", SEEDS, ids=[f"seed-{seed}" for seed in SEEDS])
+@pytest.mark.parametrize("seed", VERTEX_SEEDS, ids=[f"seed-{seed}" for seed in VERTEX_SEEDS])
 def test_vertex_example_survives_the_same_faults_and_a_restart(
     chaos_runs: ChaosRuns, dag_test_setup: DagTestSetup, seed: int
 ):
     """The same seed's Vertex AI example run, at the same time, against the same emulator."""
     chaos = chaos_runs.get(seed)
     run, emulator, log = chaos.vertex, chaos.emulator, chaos.log
+    assert run is not None
     context = f"seed {seed}, faults {dict(chaos.faults_served())}, output in {run.home}"
 
     assert run.returncode == 0, f"{context}\n{run.output[-3000:]}"
