@@ -57,6 +57,7 @@ bench: venv
 	$(BIN)/python bench/batch_inference.py --runs 2
 	$(BIN)/python bench/import_cost.py --repeat 5
 	$(BIN)/python bench/hook_overhead.py --runs 2
+	$(BIN)/python bench/ui_list.py --runs 2
 
 emulator: venv
 	$(BIN)/tuning-api-emulator --port 8085

@@ -38,6 +38,10 @@ EXPECTED = {
         ["Session(trust_env=False) µs p50", "hook µs p50", "refreshes at token endpoint"],
         ["| 3600 "],
     ),
+    "ui_list.py": (
+        ["ms (median)", "x baseline median", "gzip bytes"],
+        ["| plain hook list (baseline) ", "| view API, cold cache ", "| total (goal < 300 KB) "],
+    ),
 }
 
 

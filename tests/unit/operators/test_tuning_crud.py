@@ -276,8 +276,15 @@ def test_the_link_reads_the_url_the_operator_pushed(monkeypatch):
         links.XCom, "get_value", classmethod(lambda cls, *, key, ti_key: stored.get((ti_key.task_id, key)))
     )
     link = TunedModelLink()
-    assert link.get_link(None, ti_key=SimpleNamespace(task_id="tune")) == "http://h/v1beta/tunedModels/m"
-    assert link.get_link(None, ti_key=SimpleNamespace(task_id="other")) == ""
+    operator = SimpleNamespace(conn_id="my_conn")
+    assert (
+        link.get_link(operator, ti_key=SimpleNamespace(task_id="tune"))
+        == "/tuning/job?conn_id=my_conn&name=tunedModels%2Fm"
+    )
+    key = SimpleNamespace(dag_id="d", run_id="manual__1+2", task_id="tune", map_index=3)
+    expected = "/tuning/job?dag_id=d&run_id=manual__1%2B2&task_id=tune&map_index=3"
+    assert link.get_link(None, ti_key=key) == expected
+    assert link.get_link(operator, ti_key=SimpleNamespace(task_id="other")) == ""
     ti = TI()
     url = TunedModelLink.persist(
         {"ti": ti}, base_url="http://h:1/", api_version="v1beta3", tuned_model="tunedModels/x"
