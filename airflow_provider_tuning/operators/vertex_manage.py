@@ -229,7 +229,13 @@ class DeleteVertexTunedModelOperator(_VertexOperator):
             hook = self.get_hook(endpoint)
             try:
                 for deployed in hook.get_endpoint(endpoint).get("deployedModels") or []:
-                    operation = hook.undeploy_model(endpoint, str(deployed.get("id")))
+                    try:
+                        operation = hook.undeploy_model(endpoint, str(deployed.get("id")))
+                    except NotFoundError:
+                        # Already undeployed (an earlier attempt whose answer was lost): the
+                        # endpoint itself still goes; a missing endpoint shows at its delete.
+                        self.log.info("Model %s is no longer deployed on %s", deployed.get("id"), endpoint)
+                        continue
                     hook.wait_for_operation(operation, timeout=self.operation_timeout)
                     deleted["undeployed"].append(deployed.get("id"))
                 hook.wait_for_operation(hook.delete_endpoint(endpoint), timeout=self.operation_timeout)

@@ -18,6 +18,7 @@ from airflow_provider_tuning.exceptions import InvalidInputError, TrainingDataEr
 from airflow_provider_tuning.operators.vertex_tuning import TUNING_JOB_XCOM_KEY, CreateVertexTuningJobOperator
 from tests.unit.hooks.glapi_loopback import service_account_info
 from tuning_api_emulator import Emulator
+from tuning_api_emulator.faults import Decision, FaultPlan
 
 PROJECT = "tuning-project"
 BUCKET = "airflow-staging"
@@ -256,3 +257,45 @@ def test_get_list_cancel_and_teardown(emulator):
         == 404
     )
     assert again.execute(context) == {"endpoint": None, "tuned_model": None, "undeployed": []}  # idempotent
+
+
+class _LoseFirstAnswer(FaultPlan):
+    """Handle every request, but lose the answer of the first one of ``rpc`` (``drop_after``)."""
+
+    def __init__(self, rpc: str) -> None:
+        super().__init__()
+        self.rpc = rpc
+        self.lost = 0
+
+    def decide(self, rpc: str | None, method: str, path: str) -> Decision:
+        if rpc == self.rpc and not self.lost:
+            self.lost += 1
+            return Decision(outcome="drop_after")
+        return Decision()
+
+
+def test_teardown_deletes_the_endpoint_when_the_undeploy_answer_was_lost(emulator):
+    """The undeploy is committed but its answer lost; the retry meets 404 (nothing deployed any
+    more). The endpoint must still be deleted, not taken for missing (it would keep costing)."""
+    from airflow_provider_tuning.operators.vertex_manage import DeleteVertexTunedModelOperator
+
+    done = operator().execute(context_for("run-lost-undeploy"))
+    with DAG("vertex_it", schedule=None):
+        teardown = DeleteVertexTunedModelOperator(task_id="teardown", tuning_job_name=done["tuning_job"])
+    plan = _LoseFirstAnswer("UndeployModel")
+    emulator.set_faults(plan)
+    try:
+        deleted = teardown.execute(context_for("run-lost-undeploy"))
+    finally:
+        emulator.set_faults()
+    assert plan.lost == 1
+    undeploys = [e for e in emulator.request_log if e.get("rpc") == "UndeployModel"]
+    assert [(e["status"], e.get("handled_status")) for e in undeploys] == [
+        ("dropped_after", 200),
+        (404, None),
+    ]
+    assert (deleted["endpoint"], deleted["tuned_model"]) == (done["endpoint"], done["tuned_model"])
+    endpoint = requests.get(
+        f"{emulator.url}/v1/{done['endpoint']}", headers={"Authorization": "Bearer x"}, timeout=30
+    )
+    assert endpoint.status_code == 404

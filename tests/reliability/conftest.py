@@ -62,6 +62,8 @@ class Deployment:
     dags_folder: Path
     fernet_key: str
     api_key: str
+    #: The ``google_cloud_platform`` connection's OAuth secrets: ``client_secret``, ``refresh_token``.
+    oauth_secrets: dict[str, str]
 
     @property
     def db(self) -> Path:
@@ -119,7 +121,7 @@ VERTEX_PROJECT = "reliability-project"
 VERTEX_BUCKET = "airflow-tuning-staging"
 
 
-def _create_bucket(url: str, user: dict[str, str], bucket: str) -> None:
+def create_bucket(url: str, user: dict[str, str], bucket: str) -> None:
     """Create ``bucket`` in the emulator's Cloud Storage with a token its ``/token`` issued."""
     import requests
 
@@ -161,7 +163,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "host": emulator.url,
         "extra": json.dumps({"project": VERTEX_PROJECT, "keyfile_dict": json.dumps(user)}),
     }
-    _create_bucket(emulator.url, user, VERTEX_BUCKET)
+    create_bucket(emulator.url, user, VERTEX_BUCKET)
     stack = AirflowStack(
         home=base / "home",
         dags_folder=dags,
@@ -183,7 +185,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     try:
         stack.migrate()
         stack.start_all()
-        yield Deployment(stack, emulator, base / "home", dags, fernet_key, api_key)
+        oauth_secrets = {"client_secret": user["client_secret"], "refresh_token": refresh_token}
+        yield Deployment(stack, emulator, base / "home", dags, fernet_key, api_key, oauth_secrets)
     finally:
         _stop_running()
 

@@ -2,7 +2,8 @@
 
 Each secret is ``LEAKCHECK-<KIND>-<20 random hex>``. The scanner looks for the whole secret and
 also for its random part alone (first 12 characters), so a truncated, re-prefixed or partly
-masked copy is still found.
+masked copy is still found. A secret of another form (an access token the emulator issued) is
+also looked for by its middle 16 characters.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 _PREFIX = "LEAKCHECK"
 _UNIQUE_CHARS = 12
+_MIDDLE_CHARS = 16
 
 
 def make_secret(kind: str) -> str:
@@ -24,6 +26,16 @@ def make_secret(kind: str) -> str:
     :param kind: a short upper-case label (``APIKEY``, ``TOKEN``, ...).
     """
     return f"{_PREFIX}-{kind}-{_random.token_hex(10)}"
+
+
+def _unique_part(secret: str) -> str:
+    """The part of ``secret`` that no other text contains by chance (see the module docstring)."""
+    if secret.startswith(f"{_PREFIX}-"):
+        return secret.rsplit("-", 1)[-1][:_UNIQUE_CHARS]
+    if len(secret) < 2 * _MIDDLE_CHARS:
+        raise ValueError(f"a secret of {len(secret)} characters is too short to look for reliably")
+    start = (len(secret) - _MIDDLE_CHARS) // 2
+    return secret[start : start + _MIDDLE_CHARS]
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ class LeakScanner:
         self.secrets = dict(named_secrets)
         self._needles: list[tuple[str, bytes]] = []
         for name, value in self.secrets.items():
-            unique = value.rsplit("-", 1)[-1][:_UNIQUE_CHARS]
+            unique = _unique_part(value)
             for needle in {value, unique, base64.b64encode(value.encode()).decode()}:
                 self._needles.append((name, needle.encode()))
         self.sources_scanned = 0

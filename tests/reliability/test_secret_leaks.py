@@ -2,7 +2,12 @@
 
 1. Every example DAG runs on the real deployment (api-server, scheduler, dag-processor, triggerer)
    with a recognisable API key in ``generative_language_default``; the emulator accepts only
-   that key, so every successful call carried it.
+   that key, so every successful call carried it. ``example_vertex_tuning`` runs there too, on a
+   ``google_cloud_platform`` connection whose ``authorized_user`` credentials (recognisable client
+   secret and refresh token) refresh at the emulator's ``/token``: those two secrets and every
+   access token the emulator issued are looked for as well. Its run also proves its Vertex AI
+   outcome: exactly one tuning job labelled with its ``tune`` task instance, the one its XCom
+   names, and after the teardown its endpoint deleted (and its model too when it was discarded).
 2. ``example_gemini_tuning`` runs through ``dag.test()`` (``airflow dags test``) with an OAuth
    ``authorized_user`` connection: recognisable client secret and refresh token, traded by a
    loopback token endpoint for a recognisable access token, the only credential the emulator accepts.
@@ -28,8 +33,8 @@ from typing import Any
 import requests
 from cryptography.fernet import Fernet
 
-from tests.reliability import airflow_db
-from tests.reliability.airflow_db import DbSampler
+from tests.reliability import airflow_db, vertex_state
+from tests.reliability.airflow_db import DbSampler, find_key
 from tests.reliability.conftest import Deployment, example_dag_ids
 from tests.reliability.dagtest import run_dag_test
 from tests.reliability.leakscan import Hit, LeakScanner, make_secret, request_log_items
@@ -37,6 +42,7 @@ from tests.reliability.token_endpoint import TokenEndpoint
 from tuning_api_emulator import Emulator
 
 TRIGGER_CLASSES = ("airflow_provider_tuning.triggers.tuning.TuningOperationTrigger",)
+VERTEX_DAG = "example_vertex_tuning"
 
 
 def _db_items(db: Path, dag_ids: list[str]) -> tuple[list[tuple[str, Any]], dict[str, int]]:
@@ -132,6 +138,34 @@ def _check_controls(
     assert scanner.scan_text("b64", base64.b64encode(secret.encode()).decode())
 
 
+def _check_vertex_outcome(d: Deployment, run_id: str) -> None:
+    """One tuning job for the run's ``tune`` task (counted at the emulator by its labels), the one
+    the XCom names; the endpoint deleted by the teardown, the model kept only when promoted."""
+    jobs = vertex_state.tuning_jobs(d.emulator)
+    mine = vertex_state.jobs_of(jobs, VERTEX_DAG, "tune", run_id)
+    assert len(mine) == 1, [(job.name, job.labels) for job in jobs]
+    job = mine[0]
+    assert [j.name for j in jobs if j.labels.get("airflow-dag") == VERTEX_DAG] == [job.name]
+    result = d.stack.xcom(VERTEX_DAG, run_id, "tune")
+    assert result["state"] == "JOB_STATE_SUCCEEDED", result
+    assert result["tuning_job"] == job.name
+    assert result["endpoint"] == job.endpoint_name
+    assert str(result["tuned_model"]).split("@")[0] == job.model_name
+    assert d.stack.xcom(VERTEX_DAG, run_id, "tune", key="endpoint") == job.endpoint_name
+    evaluated = d.stack.xcom(VERTEX_DAG, run_id, "evaluate")
+    assert evaluated["results"], evaluated
+    assert all(r.get("error") is None for r in evaluated["results"]), evaluated
+    states = d.stack.task_states(VERTEX_DAG, run_id)
+    assert states["delete_endpoint"] == "success", states
+    assert job.endpoint_delete_time is not None, "the teardown left the endpoint"
+    if states["promote"] == "success":
+        assert states["discard_candidate"] == "skipped", states
+        assert job.model_delete_time is None, "the promoted model was deleted"
+    else:
+        assert states["discard_candidate"] == "success", states
+        assert job.model_delete_time is not None, "the discarded model was kept"
+
+
 def test_example_dags_on_a_real_deployment_leak_no_api_key(deployment: Deployment):
     d = deployment
     dag_ids = example_dag_ids()
@@ -150,7 +184,23 @@ def test_example_dags_on_a_real_deployment_leak_no_api_key(deployment: Deploymen
     }
     assert set(all_runs.values()) == {"success"}, all_runs
 
-    scanner = LeakScanner({"api_key": d.api_key})
+    assert VERTEX_DAG in dag_ids
+    _check_vertex_outcome(d, runs[VERTEX_DAG])
+    # The Vertex AI run traded the refresh token for access tokens at the emulator (besides the one
+    # the fixture took to create the bucket), and those authorized its calls.
+    tokens = vertex_state.issued_tokens(d.emulator)
+    token_grants = [e for e in d.emulator.request_log if e["path"] == "/token" and e["status"] == 200]
+    assert len(token_grants) >= 2, token_grants
+    assert len(tokens) >= 2, len(tokens)
+    assert any("/tuningJobs" in e["path"] and e["status"] == 200 for e in d.emulator.request_log)
+
+    scanner = LeakScanner(
+        {
+            "api_key": d.api_key,
+            **d.oauth_secrets,
+            **{f"access_token_{index}": token for index, token in enumerate(tokens)},
+        }
+    )
     hits, counts = _scan(scanner, d.home, dag_ids, sampler, d.emulator.request_log)
     assert hits == []
 
@@ -159,12 +209,19 @@ def test_example_dags_on_a_real_deployment_leak_no_api_key(deployment: Deploymen
     assert counts["trigger_rows"] >= len(dag_ids), counts
     assert counts["xcom"] >= len(dag_ids), counts
     assert counts["rtif"] >= len(dag_ids), counts
+    vertex_triggers = [
+        rows[0]
+        for rows in sampler.triggers.values()
+        if rows and find_key(rows[0].kwargs, "backend") == "vertex"
+    ]
+    assert len(vertex_triggers) == 1, [rows[0].kwargs for rows in sampler.triggers.values() if rows]
     for dag_id, run_id in runs.items():
         run_logs = d.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
         assert list(run_logs.rglob("*.log.trigger.*")), f"no trigger log for {dag_id}"
     assert any(entry["status"] == 200 for entry in d.emulator.request_log)
 
-    _check_controls(scanner, d.api_key, d.home, d.fernet_key, d.emulator.url)
+    for secret in scanner.secrets.values():
+        _check_controls(scanner, secret, d.home, d.fernet_key, d.emulator.url)
 
     # End-to-end control: a DAG that leaks the key on purpose (XCom, and its log in two pieces
     # that the secrets masker cannot recognise) is caught by the same scan. (The scan before it
