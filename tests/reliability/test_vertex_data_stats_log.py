@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from tests.reliability.conftest import VERTEX_PROJECT, DagTestSetup, _create_bucket
+from tests.reliability.conftest import VERTEX_PROJECT, DagTestSetup, create_bucket
 from tests.reliability.dagtest import run_dag_test
 from tuning_api_emulator import Emulator
 
@@ -69,7 +69,7 @@ def test_each_task_log_shows_the_data_stats_once(dag_test_setup: DagTestSetup, t
             "refresh_token": "stats-refresh-token",
             "token_uri": f"{emulator.url}/token",
         }
-        _create_bucket(emulator.url, user, BUCKET)
+        create_bucket(emulator.url, user, BUCKET)
         gcp_conn = {
             "conn_type": "google_cloud_platform",
             "host": emulator.url,
