@@ -8,46 +8,19 @@ in the repository), with the build requirements of pyproject.toml from the packa
 from __future__ import annotations
 
 import email
-import shutil
-import subprocess
-import sys
 import zipfile
 from email.message import Message
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCES = (
-    "setup.py",
-    "setup.cfg",
-    "pyproject.toml",
-    "MANIFEST.in",
-    "README.md",
-    "LICENSE",
-    "airflow_provider_tuning",
-    "dags",
-)
+from tests.build_dists import ROOT, copy_provider_sources, pip_wheel
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("src")
-    for name in SOURCES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, src / name)
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(src)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (built,) = out.glob("airflow_provider_tuning-*.whl")
-    return built
+    src = copy_provider_sources(tmp_path_factory.mktemp("src"))
+    return pip_wheel(src, tmp_path_factory.mktemp("wheel"), "airflow_provider_tuning-*.whl")
 
 
 def metadata_of(wheel: Path) -> Message:

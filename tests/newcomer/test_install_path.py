@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,18 +27,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_tuning.examples import TARGET_NAME
+from tests.build_dists import ROOT, copy_emulator_sources, copy_provider_sources, pip_wheel
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCES = (
-    "setup.py",
-    "setup.cfg",
-    "pyproject.toml",
-    "MANIFEST.in",
-    "README.md",
-    "LICENSE",
-    "airflow_provider_tuning",
-    "dags",
-)
 API_KEY = "newcomer-install-key"
 CONNECTION_TEST = """
 import json
@@ -76,13 +65,7 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sdist built from a copy of the sources (no build output lands in the checkout)."""
-    src = tmp_path_factory.mktemp("src")
-    for name in SOURCES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, src / name)
+    src = copy_provider_sources(tmp_path_factory.mktemp("src"))
     out = tmp_path_factory.mktemp("sdist")
     build = f"from setuptools import build_meta; print(build_meta.build_sdist({str(out)!r}))"
     done = subprocess.run([sys.executable, "-c", build], cwd=src, capture_output=True, text=True, timeout=300)
@@ -94,35 +77,14 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def wheel(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel pip builds from the sdist, as ``pip install <sdist>`` does."""
-    out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(sdist)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (built,) = out.glob("airflow_provider_tuning-*.whl")
-    return built
+    return pip_wheel(sdist, tmp_path_factory.mktemp("wheel"), "airflow_provider_tuning-*.whl")
 
 
 @pytest.fixture(scope="module")
 def emulator_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The emulator's wheel, built from a copy of ``tuning-api-emulator/``."""
-    src = tmp_path_factory.mktemp("emulator-src") / "tuning-api-emulator"
-    shutil.copytree(
-        ROOT / "tuning-api-emulator", src, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build")
-    )
-    out = tmp_path_factory.mktemp("emulator-wheel")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(src)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (built,) = out.glob("tuning_api_emulator-*.whl")
-    return built
+    src = copy_emulator_sources(tmp_path_factory.mktemp("emulator-src") / "tuning-api-emulator")
+    return pip_wheel(src, tmp_path_factory.mktemp("emulator-wheel"), "tuning_api_emulator-*.whl")
 
 
 @pytest.fixture(scope="module")
