@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -216,13 +217,16 @@ async def child_idle(opts: argparse.Namespace) -> dict[str, Any]:
     return {"mode": "idle", "n": opts.n, "rss0": rss0, "rss1": rss1}
 
 
-def child_poke(opts: argparse.Namespace, names: list[str]) -> dict[str, Any]:
-    import requests  # noqa: F401  (loaded before the baseline, as in a worker)
+def _threaded_waits(
+    opts: argparse.Namespace, names: list[str], make_poll: Callable[[int, str], Callable[[], bool]]
+) -> dict[str, Any]:
+    """Run ``opts.n`` waits as threads, each calling its poll (``True`` when done) every interval,
+    and measure the steady-state window: polls at the emulator, outcomes, RSS and CPU.
 
-    from airflow_provider_tuning.hooks._http import ApiClient  # noqa: F401
-    from airflow_provider_tuning.sensors.tuning import TunedModelSensor
-    from airflow_provider_tuning.waiting import check_tuning  # noqa: F401
-
+    :param opts: the benchmark's options.
+    :param names: the operations or jobs to wait on.
+    :param make_poll: builds the poll of wait ``index`` on ``name`` (in its thread).
+    """
     _emulator_count(opts.url)  # the bench's own tool, loaded before the baseline
     time.sleep(0.5)
     gc.collect()
@@ -232,13 +236,10 @@ def child_poke(opts: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()
 
     def wait(index: int, name: str) -> None:
-        sensor = TunedModelSensor(
-            task_id=f"wait_{index}", operation_name=name, poke_interval=opts.interval, mode="poke"
-        )
+        poll = make_poll(index, name)
         while not stop.is_set():
             try:
-                done = sensor.poke({})  # type: ignore[arg-type]
-                key = "done" if done else "ok"
+                key = "done" if poll() else "ok"
             except Exception:
                 key = "failed"
             with lock:
@@ -246,7 +247,7 @@ def child_poke(opts: argparse.Namespace, names: list[str]) -> dict[str, Any]:
             stop.wait(opts.interval)
 
     threads = [
-        threading.Thread(target=wait, args=(i, name), daemon=True, name=f"poke-{i}")
+        threading.Thread(target=wait, args=(i, name), daemon=True, name=f"wait-{i}")
         for i, name in enumerate(names[: opts.n])
     ]
     for thread in threads:
@@ -278,6 +279,22 @@ def child_poke(opts: argparse.Namespace, names: list[str]) -> dict[str, Any]:
         "rss1": rss1,
         "cpu": cpu,
     }
+
+
+def child_poke(opts: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    import requests  # noqa: F401  (loaded before the baseline, as in a worker)
+
+    from airflow_provider_tuning.hooks._http import ApiClient  # noqa: F401
+    from airflow_provider_tuning.sensors.tuning import TunedModelSensor
+    from airflow_provider_tuning.waiting import check_tuning  # noqa: F401
+
+    def make_poll(index: int, name: str) -> Callable[[], bool]:
+        sensor = TunedModelSensor(
+            task_id=f"wait_{index}", operation_name=name, poke_interval=opts.interval, mode="poke"
+        )
+        return lambda: bool(sensor.poke({}))  # type: ignore[arg-type]
+
+    return _threaded_waits(opts, names, make_poll)
 
 
 def child_poke_vertex(opts: argparse.Namespace, names: list[str]) -> dict[str, Any]:
@@ -288,61 +305,12 @@ def child_poke_vertex(opts: argparse.Namespace, names: list[str]) -> dict[str, A
     from airflow_provider_tuning.hooks.vertex import VertexTuningHook
     from airflow_provider_tuning.waiting import WaitState, check_tuning
 
-    _emulator_count(opts.url)  # the bench's own tool, loaded before the baseline
-    time.sleep(0.5)
-    gc.collect()
-    rss0 = rss_bytes()
-    stop = threading.Event()
-    lock = threading.Lock()
-    outcomes: Counter[str] = Counter()
-
-    def wait(name: str) -> None:
+    def make_poll(index: int, name: str) -> Callable[[], bool]:
         hook = VertexTuningHook(GCP_CONN_ID, location=name.split("/")[3])
         state = WaitState()
-        while not stop.is_set():
-            try:
-                status = check_tuning(hook, name, backend="vertex", state=state)
-                key = "done" if status.done else "ok"
-            except Exception:
-                key = "failed"
-            with lock:
-                outcomes[key] += 1
-            stop.wait(opts.interval)
+        return lambda: check_tuning(hook, name, backend="vertex", state=state).done
 
-    threads = [
-        threading.Thread(target=wait, args=(name,), daemon=True, name=f"wait-{i}")
-        for i, name in enumerate(names[: opts.n])
-    ]
-    for thread in threads:
-        thread.start()
-    time.sleep(opts.warmup)
-    control(opts.url, "DELETE", "requests")
-    with lock:
-        before = Counter(outcomes)
-    cpu0, t0 = cpu_seconds(), time.monotonic()
-    time.sleep(opts.window)
-    elapsed, cpu = time.monotonic() - t0, cpu_seconds() - cpu0
-    with lock:
-        after = Counter(outcomes)
-    served = _emulator_count(opts.url)
-    gc.collect()
-    rss1 = rss_bytes()
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
-    return {
-        "mode": "poke",
-        "backend": "vertex",
-        "n": opts.n,
-        "elapsed": elapsed,
-        "emulator_requests": served,
-        "polls": after["ok"] + after["done"] - before["ok"] - before["done"],
-        "failed": after["failed"] - before["failed"],
-        "events": after["done"],
-        "rss0": rss0,
-        "rss1": rss1,
-        "cpu": cpu,
-    }
+    return {**_threaded_waits(opts, names, make_poll), "backend": "vertex"}
 
 
 def child_main(opts: argparse.Namespace) -> None:
